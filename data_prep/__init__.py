@@ -1,0 +1,8 @@
+"""Converters from source formats into vidgen clip files; one module per source.
+
+Each module has ``add_arguments(parser)`` and ``run(args)``; ``vidgen-prep NAME`` runs it.
+"""
+
+from data_prep import info, synthetic, video
+
+SOURCES = {"synthetic": synthetic, "video": video, "info": info}

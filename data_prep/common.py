@@ -1,0 +1,159 @@
+"""What every converter shares: the split writer, the resize-then-crop rule, sizes, progress."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import cv2
+import numpy as np
+from rich.progress import track
+
+from vidgen.data.store import ClipWriter
+from vidgen.errors import VidgenError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class SplitWriter:
+    """Writes ``train.h5`` / ``val.h5`` / ``test.h5`` into ``out``, all or nothing.
+
+    Each split's file is built under a temporary name; all are renamed into place only
+    when the ``with`` block ends without error, and a split that got no episode is not
+    written at all. An existing dataset is refused unless ``force``.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        *,
+        fps: float,
+        source: str,
+        force: bool = False,
+        compression: str | None = None,
+        attrs: Mapping[str, object] | None = None,
+    ) -> None:
+        self.out = Path(out)
+        existing = sorted(self.out.glob("*.h5")) if self.out.is_dir() else []
+        if existing and not force:
+            raise VidgenError(f"{self.out} already holds a dataset; pass --force to overwrite it.")
+        if self.out.exists() and not self.out.is_dir():
+            raise VidgenError(f"{self.out} exists and is not a folder.")
+        self.options = dict(fps=fps, source=source, compression=compression, attrs=attrs)
+        self.force = force
+        self.writers: dict[str, ClipWriter] = {}
+        self._stack = ExitStack()
+
+    def __enter__(self) -> SplitWriter:
+        self._stack.__enter__()
+        return self
+
+    def add(self, split: str, name: str, frames: np.ndarray, **per_frame: object) -> None:
+        """Append one episode to ``split``; keywords as ClipWriter.add_episode."""
+        if split not in self.writers:
+            writer = ClipWriter(self.out / f"{split}.h5", force=self.force, **self.options)
+            self.writers[split] = self._stack.enter_context(writer)
+        self.writers[split].add_episode(name, frames, **per_frame)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None and not self.writers:
+            self._stack.__exit__(None, None, None)
+            raise VidgenError(f"nothing was written to {self.out}: no episodes were found.")
+        self._stack.__exit__(exc_type, exc, tb)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'128x160' -> (128, 160); '64' -> (64, 64). Sizes must be positive."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise VidgenError(f"size must be HxW with positive integers (e.g. 128x160), got {text!r}.")
+    return parts[0], parts[1]
+
+
+def resize_crop(
+    frame: np.ndarray, height: int, width: int, interpolation: int = cv2.INTER_AREA
+) -> np.ndarray:
+    """Scale ``frame`` [h, w, 3] so it covers height x width keeping its aspect, then
+    centre-crop. For KITTI (375x1242 -> 128x160) this is PredNet's rule: height 128, then
+    the central 160 columns.
+    """
+    h, w = frame.shape[:2]
+    scale = max(height / h, width / w)
+    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        frame = cv2.resize(frame, (new_w, new_h), interpolation=interpolation)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(frame[top : top + height, left : left + width])
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """A progress bar on stderr over ``items``."""
+    yield from track(items, description=description, total=total, transient=True)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, raw_help: str) -> None:
+    """The options every converter of a downloaded dataset shares."""
+    parser.add_argument("--raw", required=True, help=raw_help)
+    parser.add_argument("--out", required=True, help="dataset folder to create")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=2, help="processes decoding recordings (default 2)"
+    )
+    parser.add_argument(
+        "--skip-bad", action="store_true", help="skip and report corrupt recordings, not stop"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
+
+
+def decode_image(data: bytes, what: str) -> np.ndarray:
+    """PNG or JPEG bytes -> uint8 RGB [h, w, 3]; a VidgenError naming ``what`` otherwise."""
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if frame is None:
+        raise VidgenError(f"{what} is not a decodable image (corrupt or truncated).")
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def parallel_map(
+    func: Callable[[T], R], items: Sequence[T], workers: int, description: str
+) -> Iterator[R]:
+    """``func`` over ``items`` in order, in ``workers`` processes, with a progress bar.
+
+    Workers only decode; the caller consumes the results in this process and does all
+    writing, so HDF5 is never touched from two processes. ``func`` must be picklable.
+    """
+    if workers <= 1 or len(items) <= 1:
+        yield from progress(map(func, items), description, total=len(items))
+        return
+    with multiprocessing.Pool(min(workers, len(items))) as pool:
+        yield from progress(pool.imap(func, items), description, total=len(items))
+
+
+def report_skipped(problems: Sequence[str]) -> None:
+    """Tell the user, on stderr, what --skip-bad left out."""
+    if problems:
+        print(f"skipped {len(problems)} bad item(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)

@@ -1,0 +1,131 @@
+"""Import video files (anything OpenCV decodes) or folders of PNG/JPG frames.
+
+Frames are resized to cover H x W keeping their aspect, centre-cropped, and stored RGB.
+Several videos are split into train/val/test by whole video; a single video is split in
+time into contiguous segments with the test part last, so no test frame is ever trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from data_prep.common import SplitWriter, parse_size, progress, resize_crop
+from vidgen.errors import VidgenError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+def _read_video(path: Path) -> tuple[Iterator[np.ndarray], float]:
+    """BGR frames of a video file and its fps; one clear error if OpenCV cannot decode it."""
+    capture = cv2.VideoCapture(str(path))
+    ok, first = capture.read() if capture.isOpened() else (False, None)
+    if not ok:
+        capture.release()
+        raise VidgenError(f"{path} cannot be decoded as a video.")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+
+    def frames() -> Iterator[np.ndarray]:
+        yield first
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                capture.release()
+                return
+            yield frame
+
+    return frames(), fps
+
+
+def _read_image_folder(path: Path) -> Iterator[np.ndarray]:
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise VidgenError(f"{path} holds no PNG or JPG frames.")
+    for file in files:
+        frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise VidgenError(f"{file} cannot be decoded as an image.")
+        yield frame
+
+
+def load_video(
+    path: Path, size: tuple[int, int] | None, fps: float | None, folder_fps: float
+) -> tuple[np.ndarray, float]:
+    """One source as uint8 RGB [T, H, W, 3] at ``fps`` (nearest-frame resampling)."""
+    if path.is_dir():
+        frames, source_fps = _read_image_folder(path), folder_fps
+    else:
+        frames, source_fps = _read_video(path)
+    source_fps = source_fps if source_fps and source_fps > 0 else folder_fps
+    out = []
+    for frame in frames:
+        if size is not None:
+            frame = resize_crop(frame, *size)
+        out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    clip = np.stack(out)
+    if fps is not None and fps != source_fps:
+        # Output frame j shows time j / fps: take the source frame nearest that time.
+        count = int(len(clip) * fps / source_fps)
+        picks = np.minimum(np.round(np.arange(count) * source_fps / fps), len(clip) - 1)
+        clip = clip[picks.astype(np.int64)]
+    return clip, fps or source_fps
+
+
+def split_sources(count: int, val_frac: float, test_frac: float) -> list[str]:
+    """The split of each of ``count`` sources in order: train first, test last."""
+    test = round(count * test_frac)
+    val = round(count * val_frac)
+    if count - val - test < 1:
+        raise VidgenError(f"{count} videos leave none for training at these fractions.")
+    return ["train"] * (count - val - test) + ["val"] * val + ["test"] * test
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="video files or folders of frames")
+    parser.add_argument("--out", required=True, help="dataset folder to create")
+    parser.add_argument("--size", help="HxW after resize and centre crop (default: as read)")
+    parser.add_argument("--fps", type=float, help="resample to this frame rate")
+    parser.add_argument("--folder-fps", type=float, default=10.0, help="fps of frame folders")
+    parser.add_argument("--val-frac", type=float, default=0.1)
+    parser.add_argument("--test-frac", type=float, default=0.1)
+    parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
+
+
+def run(args: argparse.Namespace) -> int:
+    for frac in (args.val_frac, args.test_frac):
+        if not 0 <= frac < 1:
+            raise VidgenError(f"split fractions must lie in [0, 1), got {frac}.")
+    if args.fps is not None and args.fps <= 0:
+        raise VidgenError(f"--fps must be positive, got {args.fps}.")
+    size = parse_size(args.size) if args.size else None
+    paths = sorted({Path(p) for p in args.inputs})
+    for path in paths:
+        if not path.exists():
+            raise VidgenError(f"{path} does not exist.")
+    clips = [load_video(p, size, args.fps, args.folder_fps) for p in progress(paths, "reading")]
+    shapes = {clip.shape[1:] for clip, _ in clips}
+    if len(shapes) > 1:
+        raise VidgenError("the videos differ in frame size; pass --size HxW to make them agree.")
+    rates = {fps for _, fps in clips}
+    if len(rates) > 1:
+        raise VidgenError("the videos differ in frame rate; pass --fps to resample them.")
+    source = "video:" + ",".join(p.name for p in paths)
+    with SplitWriter(args.out, fps=rates.pop(), source=source, force=args.force) as writer:
+        if len(clips) == 1:
+            clip, n = clips[0][0], len(clips[0][0])
+            train_end = round(n * (1 - args.val_frac - args.test_frac))
+            val_end = train_end + round(n * args.val_frac)
+            segments = {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, n)}
+            for split, (start, stop) in segments.items():
+                if stop > start:
+                    writer.add(split, f"{paths[0].stem}/{split}", clip[start:stop])
+        else:
+            splits = split_sources(len(clips), args.val_frac, args.test_frac)
+            for path, (clip, _), split in zip(paths, clips, splits, strict=True):
+                writer.add(split, path.stem, clip)
+    print(f"wrote {', '.join(sorted(writer.writers))} to {args.out}")
+    return 0

@@ -1,0 +1,62 @@
+"""ClipDataset and VideoDataModule: items, lazy opening in workers, batches."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from vidgen.data import ClipDataset, VideoDataModule, open_clips, to_model_batch
+
+
+def test_items_are_the_stored_frames(tiny_dataset):
+    ds = ClipDataset(tiny_dataset / "train.h5", length=5, step=2)
+    item = ds[3]
+    with open_clips(tiny_dataset / "train.h5") as f:
+        start = int(ds.starts[3])
+        expected = f["frames"][start : start + 9 : 2]
+        positions = f["objects/positions"][start : start + 9 : 2]
+    assert item["frames"].dtype == torch.uint8
+    np.testing.assert_array_equal(item["frames"].numpy(), expected)
+    np.testing.assert_array_equal(item["objects/positions"].numpy(), positions)
+
+
+def test_in_memory_matches_lazy(tiny_dataset):
+    lazy = ClipDataset(tiny_dataset / "val.h5", length=6, mode="unique")
+    memory = ClipDataset(tiny_dataset / "val.h5", length=6, mode="unique", in_memory=True)
+    assert len(lazy) == len(memory) == 4
+    for i in range(len(lazy)):
+        assert torch.equal(lazy[i]["frames"], memory[i]["frames"])
+
+
+def test_lazy_open_under_two_workers(tiny_dataset):
+    ds = ClipDataset(tiny_dataset / "train.h5", length=4)
+    ds[0]  # opens a handle in this process; it must not travel to the workers
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone._file is None
+    loader = DataLoader(ds, batch_size=8, num_workers=2, shuffle=True)
+    seen = torch.cat([batch["index"] for batch in loader])
+    assert sorted(seen.tolist()) == list(range(len(ds)))
+
+
+def test_datamodule_batches_are_float_btchw(tiny_dataset):
+    dm = VideoDataModule(tiny_dataset, length=6, batch_size=3, num_workers=0, samples_per_epoch=9)
+    dm.setup("fit")
+    assert dm.frame_shape == (3, 32, 32)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 3
+    batch = dm.on_after_batch_transfer(batches[0], 0)
+    assert batch["frames"].shape == (3, 6, 3, 32, 32)
+    assert batch["frames"].dtype == torch.float32
+    assert batch["frames"].min() >= 0.0 and batch["frames"].max() <= 1.0
+    raw = batches[0]["frames"][0, 2]  # H W C uint8
+    assert torch.allclose(batch["frames"][0, 2], raw.permute(2, 0, 1).float() / 255)
+
+
+def test_to_model_batch_keeps_other_keys():
+    batch = {"frames": torch.zeros(2, 3, 4, 4, 3, dtype=torch.uint8), "actions": torch.ones(2, 3)}
+    out = to_model_batch(batch)
+    assert out["frames"].shape == (2, 3, 3, 4, 4)
+    assert out["actions"] is batch["actions"]

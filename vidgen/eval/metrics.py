@@ -1,0 +1,56 @@
+"""Per-timestep video prediction metrics that sync correctly across DDP ranks.
+
+Every state is a per-step *sum* plus a per-step count, reduced with ``sum``: the mean over
+all clips on all ranks is exact, never a mean of per-rank means. Settings, stated once:
+frames in [0, 1]; MSE per pixel; PSNR per frame, 10 log10(1 / MSE), then averaged; SSIM
+with an 11x11 Gaussian window, sigma 1.5, data_range 1, per frame, then averaged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+METRIC_NAMES = ("mse", "psnr", "ssim")
+# PSNR of a perfect frame is infinite; clamp the MSE so a mean stays finite (100 dB).
+MIN_MSE = 1e-10
+
+
+def frame_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """MSE, PSNR and SSIM of every frame: [B, T, C, H, W] pairs -> dict of [B, T]."""
+    b, t = pred.shape[:2]
+    pred, target = pred.float().clamp(0, 1), target.float()
+    mse = (pred - target).pow(2).flatten(2).mean(-1)
+    psnr = -10.0 * torch.log10(mse.clamp_min(MIN_MSE))
+    ssim = structural_similarity_index_measure(
+        pred.flatten(0, 1), target.flatten(0, 1), data_range=1.0, reduction="none"
+    ).reshape(b, t)
+    return {"mse": mse, "psnr": psnr, "ssim": ssim}
+
+
+class PerStepMetrics(Metric):
+    """Mean MSE / PSNR / SSIM for each of ``horizon`` predicted steps over all clips."""
+
+    full_state_update = False
+
+    def __init__(self, horizon: int) -> None:
+        super().__init__()
+        self.horizon = horizon
+        for name in METRIC_NAMES:
+            self.add_state(name, torch.zeros(horizon, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros(horizon, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if pred.shape != target.shape or pred.shape[1] != self.horizon:
+            raise ValueError(
+                f"expected prediction and target [B, {self.horizon}, C, H, W], "
+                f"got {list(pred.shape)} and {list(target.shape)}"
+            )
+        for name, values in frame_metrics(pred, target).items():
+            getattr(self, name).add_(values.sum(0).double())
+        self.count.add_(pred.shape[0])
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """{name: [horizon] per-step means}."""
+        return {name: getattr(self, name) / self.count for name in METRIC_NAMES}

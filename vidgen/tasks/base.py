@@ -1,0 +1,137 @@
+"""The base of every trainable predictor: the rollout contract, evaluation per future step
+against copy-last-frame, and optimizers built from Hydra partials.
+
+Subclasses implement ``rollout`` (and ``next_frames`` when their paper scores one-step
+predictions) plus ``training_step``; validation and test are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+
+from vidgen import __version__
+from vidgen.errors import VidgenError
+from vidgen.eval import METRIC_NAMES, CopyLastFrame, PerStepMetrics
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class PredictorTask(pl.LightningModule):
+    """Evaluates on windows: ``eval_context`` true frames in, the next ``eval_horizon`` out.
+
+    With ``next_frame_eval`` every scored frame is predicted from all true frames before it
+    (PredNet's protocol); otherwise the model rolls out from the context alone.
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        eval_context: int = 1,
+        eval_horizon: int = 9,
+        next_frame_eval: bool = False,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.eval_context, self.eval_horizon = eval_context, eval_horizon
+        self.next_frame_eval = next_frame_eval
+        self.baseline = CopyLastFrame()
+        self.metrics = torch.nn.ModuleDict(
+            {
+                f"{stage}_{who}": PerStepMetrics(eval_horizon)
+                for stage in ("val", "test")
+                for who in ("model", "copy_last")
+            }
+        )
+        # {stage: {"model" | "copy_last": {metric: [value per future step]}}}, after evaluation.
+        self.per_step_results: dict[str, dict[str, dict[str, list[float]]]] = {}
+        # The composed model config, stored in checkpoints so they rebuild their model alone.
+        self.config: dict | None = None
+
+    def rollout(
+        self, frames: torch.Tensor, horizon: int, actions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """frames [B, Tc, C, H, W] in [0, 1] -> predicted [B, horizon, C, H, W]."""
+        raise NotImplementedError
+
+    def next_frames(self, frames: torch.Tensor, context: int) -> torch.Tensor:
+        """One-step predictions of frames[:, context:] from the true frames before each."""
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def check_frame_shape(self, shape: tuple[int, int, int]) -> None:
+        """Raise VidgenError if frames of (C, H, W) cannot go through this model."""
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        frames, context, horizon = batch["frames"], self.eval_context, self.eval_horizon
+        if frames.shape[1] < context + horizon:
+            raise VidgenError(
+                f"windows of {frames.shape[1]} frames are too short for {context} context "
+                f"and {horizon} predicted frames; set data.length={context + horizon}."
+            )
+        frames = frames[:, : context + horizon]
+        target = frames[:, context:]
+        if self.next_frame_eval:
+            pred, copy_last = (
+                self.next_frames(frames, context),
+                self.baseline.next_frames(frames, context),
+            )
+        else:
+            actions = batch.get("actions")
+            pred = self.rollout(frames[:, :context], horizon, actions)
+            copy_last = self.baseline.rollout(frames[:, :context], horizon)
+        self.metrics[f"{stage}_model"].update(pred, target)
+        self.metrics[f"{stage}_copy_last"].update(copy_last, target)
+        self.log(f"{stage}/loss", self.loss(batch), sync_dist=True, batch_size=len(frames))
+
+    def _log_metrics(self, stage: str) -> None:
+        # compute() already reduced over ranks: log as is, without a second mean.
+        per_step = {who: self.metrics[f"{stage}_{who}"].compute() for who in ("model", "copy_last")}
+        values = {}
+        for name in METRIC_NAMES:
+            values[f"{stage}/{name}"] = per_step["model"][name].mean()
+            values[f"{stage}/copy_last_{name}"] = per_step["copy_last"][name].mean()
+        values[f"{stage}/mse_ratio"] = values[f"{stage}/mse"] / values[f"{stage}/copy_last_mse"]
+        self.log_dict({k: v.float() for k, v in values.items()})
+        self.per_step_results[stage] = {
+            who: {name: v.tolist() for name, v in metrics.items()}
+            for who, metrics in per_step.items()
+        }
+        for metric in self.metrics.values():
+            metric.reset()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def configure_optimizers(self) -> dict:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["vidgen"] = {"model": self.config, "version": __version__}

@@ -1,0 +1,42 @@
+"""Callbacks shared by the tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch.utils.data import default_collate
+from torchvision.utils import save_image
+
+from vidgen.data.dataset import to_model_batch
+from vidgen.viz.grid import rollout_grid
+
+
+class RolloutStrip(pl.Callback):
+    """Every ``every_n_epochs``, roll out the first ``clips`` validation windows and save the
+    grid as ``<log_dir>/rollouts/epoch_XXX.png`` (and to TensorBoard when it is a logger)."""
+
+    def __init__(self, every_n_epochs: int = 5, clips: int = 4) -> None:
+        self.every_n_epochs, self.clips = every_n_epochs, clips
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if (epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
+            return
+        dataset = trainer.datamodule.dataset("val")
+        items = [dataset[i] for i in range(min(self.clips, len(dataset)))]
+        frames = to_model_batch(default_collate(items))["frames"].to(pl_module.device)
+        context = pl_module.eval_context
+        with torch.no_grad():
+            predictions = pl_module.rollout(frames[:, :context], frames.shape[1] - context)
+        grid = rollout_grid(frames, predictions)
+        out = Path(trainer.log_dir or trainer.default_root_dir) / "rollouts"
+        out.mkdir(parents=True, exist_ok=True)
+        save_image(grid, out / f"epoch_{epoch:03d}.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("val/rollout", grid, trainer.global_step)

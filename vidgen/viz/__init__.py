@@ -1,0 +1,1 @@
+"""Frame grids and (later) mp4 rendering."""
