@@ -20,7 +20,13 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+def experiments_of(model: str) -> list[str]:
+    """Experiment names whose config picks ``model`` (each model family tests its own)."""
+    return sorted(
+        p.stem
+        for p in (CONFIG_DIR / "experiment").glob("*.yaml")
+        if f"override /model: {model}" in p.read_text()
+    )
 
 
 def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:

@@ -10,10 +10,12 @@ import sys
 import hydra
 import pytest
 import torch
-from conftest import EXPERIMENTS, compose_train
+from conftest import compose_train, experiments_of
 
 from vidgen.cli.train import data_folder_overrides, train
 from vidgen.errors import VidgenError
+
+EXPERIMENTS = experiments_of("prednet")
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
