@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.reference_prednet import reference_prednet
 from vidgen.models import MODELS, ConvLSTMCell, PredNet, hard_sigmoid
 
 PAPER_STACK = (3, 48, 96, 192)
@@ -246,48 +247,14 @@ def test_one_layer_toy_matches_hand_computation():
     torch.testing.assert_close(errors[0, :, 0], torch.stack(expected_errors), rtol=0, atol=1e-6)
 
 
-def _reference_prednet(model, frames):
-    """Straightforward re-implementation of Lotter et al.'s step, one conv per gate."""
-    n = model.num_layers
-    b, steps, _, h, w = frames.shape
-    r = [frames.new_zeros(b, model.r_stack_sizes[i], h >> i, w >> i) for i in range(n)]
-    c = [x.clone() for x in r]
-    e = [frames.new_zeros(b, 2 * model.stack_sizes[i], h >> i, w >> i) for i in range(n)]
-    preds = []
-    for t in range(steps):
-        for i in reversed(range(n)):
-            inputs = [r[i], e[i]]
-            if i < n - 1:  # nearest x2 upsampling of the already-updated R_{i+1}(t)
-                inputs.append(r[i + 1].repeat_interleave(2, dim=2).repeat_interleave(2, dim=3))
-            inp = torch.cat(inputs, dim=1)
-            conv = model.cells[i].conv
-            k = model.r_stack_sizes[i]
-            z = [
-                F.conv2d(
-                    inp, conv.weight[g * k : (g + 1) * k], conv.bias[g * k : (g + 1) * k], 1, 1
-                )
-                for g in range(4)
-            ]
-            c[i] = _hs(z[1]) * c[i] + _hs(z[0]) * torch.tanh(z[3])
-            r[i] = _hs(z[2]) * torch.tanh(c[i])
-        a = frames[:, t]
-        for i in range(n):
-            ahat = F.relu(model.ahat_convs[i](r[i]))
-            if i == 0:
-                ahat = torch.minimum(ahat, torch.tensor(model.pixel_max))
-                preds.append(ahat)
-            e[i] = torch.cat([F.relu(ahat - a), F.relu(a - ahat)], dim=1)
-            if i < n - 1:
-                a = F.max_pool2d(F.relu(model.a_convs[i](e[i])), 2)
-    return torch.stack(preds, dim=1)
-
-
 def test_multilayer_matches_reference():
     torch.manual_seed(0)
     model = _randomize_biases(PredNet((2, 3, 4), r_stack_sizes=(4, 5, 3)).double(), seed=4)
     frames = _frames(2, 4, 2, 8, 12)
-    preds, _ = model(frames)
-    torch.testing.assert_close(preds, _reference_prednet(model, frames), rtol=0, atol=1e-10)
+    preds, errors = model(frames)
+    ref_preds, ref_errors = reference_prednet(model, frames)
+    torch.testing.assert_close(preds, ref_preds, rtol=0, atol=1e-10)
+    torch.testing.assert_close(errors, ref_errors, rtol=0, atol=1e-10)
 
 
 # --- PredNet: alignment and extrapolation ----------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidgen.data.store import PER_FRAME_KEYS, open_clips
+from vidgen.data.store import DEFAULT_CHUNK_CACHE, PER_FRAME_KEYS, open_clips
 from vidgen.data.windows import window_span, window_starts
 from vidgen.errors import VidgenError
 
@@ -47,6 +47,7 @@ class ClipDataset(Dataset):
             self.keys = ["frames"] + [k for k in PER_FRAME_KEYS if k in f]
             self.keys += [f"objects/{k}" for k in f.get("objects", {})]
             self._arrays = {k: f[k][()] for k in self.keys} if in_memory else None
+            self._chunk_cache = 0 if f["frames"].compression is None else DEFAULT_CHUNK_CACHE
         if max_windows is not None:
             self.starts = self.starts[:max_windows]
         if len(self.starts) == 0:
@@ -55,17 +56,20 @@ class ClipDataset(Dataset):
                 f"(windows of {length} frames every {step})."
             )
         self._file: h5py.File | None = None
+        self._handles: dict[str, h5py.Dataset] = {}
         self._pid: int | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
 
-    def _source(self) -> dict[str, np.ndarray] | h5py.File:
+    def _source(self) -> dict[str, np.ndarray] | dict[str, h5py.Dataset]:
         if self._arrays is not None:
             return self._arrays
         if self._file is None or self._pid != os.getpid():
-            self._file, self._pid = open_clips(self.path), os.getpid()
-        return self._file
+            self._file = open_clips(self.path, self._chunk_cache)
+            self._handles = {key: self._file[key] for key in self.keys}
+            self._pid = os.getpid()
+        return self._handles
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         source = self._source()
@@ -82,7 +86,7 @@ class ClipDataset(Dataset):
         return item
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None, "_pid": None}
+        return {**self.__dict__, "_file": None, "_handles": {}, "_pid": None}
 
 
 def to_model_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,1 @@
+"""Throughput and quality benchmarks; each module is a script (`python -m benchmarks.NAME`)."""

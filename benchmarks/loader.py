@@ -1,0 +1,95 @@
+"""Loader throughput: random `all` windows (T=10) per second through the DataLoader, as a
+ratio to a raw contiguous h5py read of the same windows in the same run (goal: >= 0.5).
+
+Two datasets are written first: 64x64 synthetic renders with LZF (as `vidgen-prep synthetic`
+writes them) and 128x160 camera-like frames without compression (as the KITTI and Caltech
+converters write them).
+
+    python -m benchmarks.loader [--windows 2000 --workers 2 --batch 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from vidgen.data import ClipDataset, ClipWriter
+
+RESULTS = Path(__file__).parent / "results"
+LENGTH = 10
+
+
+def write_dataset(path: Path, size: tuple[int, int], compression: str | None) -> None:
+    """20 episodes of 150 frames: smooth blobs (compressible) or noise (camera-like)."""
+    rng = np.random.default_rng(0)
+    with ClipWriter(path, fps=10, source="benchmark", compression=compression) as writer:
+        for e in range(20):
+            if compression:
+                frames = np.zeros((150, *size, 3), np.uint8)
+                frames[:, : size[0] // 3, : size[1] // 3] = rng.integers(0, 256, 3, np.uint8)
+            else:
+                frames = rng.integers(0, 256, (150, *size, 3), dtype=np.uint8)
+            writer.add_episode(f"episode_{e}", frames)
+
+
+def raw_read(path: Path, starts: np.ndarray) -> float:
+    """Windows/s of a plain h5py loop reading each window as one contiguous slice."""
+    with h5py.File(path, "r") as f:
+        frames = f["frames"]
+        begin = time.perf_counter()
+        for start in starts:
+            frames[start : start + LENGTH]
+        return len(starts) / (time.perf_counter() - begin)
+
+
+def loader_read(path: Path, windows: int, workers: int, batch: int) -> float:
+    """Windows/s through ClipDataset + DataLoader with random `all` windows and workers."""
+    dataset = ClipDataset(path, LENGTH, mode="all")
+    sampler = RandomSampler(dataset, num_samples=windows)
+    loader = DataLoader(
+        dataset, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=True
+    )
+    batches = iter(loader)
+    next(batches)  # worker start-up is a one-off cost per epoch: time the steady state
+    begin = time.perf_counter()
+    seen = sum(len(b["frames"]) for b in batches)
+    return seen / (time.perf_counter() - begin)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, size, compression in (
+            ("64x64 lzf", (64, 64), "lzf"),
+            ("128x160 raw", (128, 160), None),
+        ):
+            path = Path(tmp) / f"{size[0]}x{size[1]}.h5"
+            write_dataset(path, size, compression)
+            starts = np.random.default_rng(1).choice(ClipDataset(path, LENGTH).starts, args.windows)
+            raw_read(path, starts[:100])  # warm the page cache for both readers alike
+            raw = raw_read(path, starts)
+            ours = loader_read(path, args.windows, args.workers, args.batch)
+            results[name] = {"raw_windows_per_s": raw, "loader_windows_per_s": ours,
+                             "ratio": ours / raw}  # fmt: skip
+            print(f"{name}: DataLoader {ours:.0f} windows/s, raw h5py {raw:.0f} windows/s "
+                  f"-> ratio {ours / raw:.2f} (goal >= 0.5)")  # fmt: skip
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "loader.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
