@@ -11,8 +11,9 @@ import hydra
 import pytest
 import torch
 from conftest import compose_train, experiments_of
+from hydra import compose, initialize_config_dir
 
-from vidgen.cli.train import data_folder_overrides, train
+from vidgen.cli.train import CONFIG_DIR, data_folder_overrides, train
 from vidgen.errors import VidgenError
 
 EXPERIMENTS = experiments_of("prednet")
@@ -139,3 +140,16 @@ def test_real_ddp_launcher(tmp_path, tiny_dataset):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "MSE ratio to copy-last" in run.stdout
+
+
+def test_slurm_launcher_leaves_requeueing_to_lightning(tmp_path):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["experiment=prednet_kitti", "trainer=ddp", "hydra/launcher=slurm"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.max_num_timeout == 0 and launcher.additional_parameters.signal == "SIGUSR1@90"
+    assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices

@@ -15,11 +15,12 @@ from vidgen.viz.grid import rollout_grid
 
 
 class RolloutStrip(pl.Callback):
-    """Every ``every_n_epochs``, roll out the first ``clips`` validation windows and save the
-    grid as ``<log_dir>/rollouts/epoch_XXX.png`` (and to TensorBoard when it is a logger)."""
+    """Every ``every_n_epochs``, roll out the first ``clips`` validation windows from their
+    first ``context`` frames (default: half the window) and save the grid as
+    ``<log_dir>/rollouts/epoch_XXX.png`` (and to TensorBoard when it is a logger)."""
 
-    def __init__(self, every_n_epochs: int = 5, clips: int = 4) -> None:
-        self.every_n_epochs, self.clips = every_n_epochs, clips
+    def __init__(self, every_n_epochs: int = 5, clips: int = 4, context: int | None = None) -> None:
+        self.every_n_epochs, self.clips, self.context = every_n_epochs, clips, context
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
@@ -29,10 +30,14 @@ class RolloutStrip(pl.Callback):
             return
         dataset = trainer.datamodule.dataset("val")
         items = [dataset[i] for i in range(min(self.clips, len(dataset)))]
-        frames = to_model_batch(default_collate(items))["frames"].to(pl_module.device)
-        context = pl_module.eval_context
+        batch = to_model_batch(default_collate(items))
+        batch = {k: v.to(pl_module.device) for k, v in batch.items()}
+        frames = batch["frames"]
+        context = self.context or frames.shape[1] // 2
         with torch.no_grad():
-            predictions = pl_module.rollout(frames[:, :context], frames.shape[1] - context)
+            inputs = pl_module.conditioning(batch, frames.shape[1])  # actions (and states)
+            horizon = frames.shape[1] - context
+            predictions = pl_module.rollout(frames[:, :context], horizon, **inputs)
         grid = rollout_grid(frames, predictions)
         out = Path(trainer.log_dir or trainer.default_root_dir) / "rollouts"
         out.mkdir(parents=True, exist_ok=True)
