@@ -10,9 +10,9 @@ import sys
 import hydra
 import pytest
 import torch
-from conftest import compose_train, experiments_of
 from hydra import compose, initialize_config_dir
 
+from conftest import compose_train, experiments_of
 from vidgen.cli.train import CONFIG_DIR, data_folder_overrides, train
 from vidgen.errors import VidgenError
 
