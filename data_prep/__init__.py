@@ -3,6 +3,14 @@
 Each module has ``add_arguments(parser)`` and ``run(args)``; ``vidgen-prep NAME`` runs it.
 """
 
-from data_prep import info, synthetic, video
+from data_prep import bair, caltech, info, kitti, push, synthetic, video
 
-SOURCES = {"synthetic": synthetic, "video": video, "info": info}
+SOURCES = {
+    "synthetic": synthetic,
+    "video": video,
+    "kitti": kitti,
+    "caltech": caltech,
+    "push": push,
+    "bair": bair,
+    "info": info,
+}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
@@ -136,6 +137,25 @@ def decode_image(data: bytes, what: str) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
+def _init_worker() -> None:
+    # Ctrl-C reaches the whole process group: only the parent should handle it (it stops
+    # the pool and removes partial files), not every worker with its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The worker processes already share out the cores; OpenCV threads would oversubscribe.
+    cv2.setNumThreads(1)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # Forking this process can copy a lock held by one of its threads (OpenCV's pool after
+    # an in-process run, the progress bar) into a worker, which then waits forever. The
+    # fork server is a fresh single-threaded process that imports the converters once.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["data_prep"])
+    return context
+
+
 def parallel_map(
     func: Callable[[T], R], items: Sequence[T], workers: int, description: str
 ) -> Iterator[R]:
@@ -147,7 +167,7 @@ def parallel_map(
     if workers <= 1 or len(items) <= 1:
         yield from progress(map(func, items), description, total=len(items))
         return
-    with multiprocessing.Pool(min(workers, len(items))) as pool:
+    with _pool_context().Pool(min(workers, len(items)), _init_worker) as pool:
         yield from progress(pool.imap(func, items), description, total=len(items))
 
 

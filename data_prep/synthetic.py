@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import os
+import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -31,8 +35,11 @@ def generate_dataset(
     seed: int = 0,
     fps: float = 10.0,
     force: bool = False,
+    options: Mapping[str, object] | None = None,
 ) -> None:
-    """Render ``episodes`` seeded runs of ``world``; episode e of every split has its own seed."""
+    """Render ``episodes`` seeded runs of ``world``; episode e of every split has its own seed.
+
+    ``options`` set fields of the world's config (e.g. billiards ``balls="1-3"``)."""
     if world not in WORLDS:
         raise VidgenError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}.")
     if frames <= 0:
@@ -41,15 +48,20 @@ def generate_dataset(
     if min(size) <= 0:
         raise VidgenError(f"size must be positive, got {size}.")
     simulate = WORLDS[world]
+    world_kwargs = {"config": world_config(world, options)} if options else {}
     jobs = [split for split, count in split_counts(episodes).items() for _ in range(count)]
-    attrs = {"world": world, "seed": seed}
+    attrs = {
+        "world": world,
+        "seed": seed,
+        **{f"option_{k}": str(v) for k, v in (options or {}).items()},
+    }
     with SplitWriter(
         out, fps=fps, source=f"synthetic:{world}", force=force, compression="lzf", attrs=attrs
     ) as writer:
         for number, split in enumerate(progress(jobs, f"rendering {world}")):
             # Each episode's seed derives from (seed, number): reproducible and independent.
             episode_seed = int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
-            run = simulate(num_frames=frames, size=size, seed=episode_seed)
+            run = simulate(num_frames=frames, size=size, seed=episode_seed, **world_kwargs)
             tracks = {
                 key: value
                 for key, value in run.items()
@@ -65,6 +77,66 @@ def generate_dataset(
             )
 
 
+def _config_type(world: str) -> type:
+    """The config dataclass a world's ``simulate`` takes as its ``config`` default."""
+    return type(inspect.signature(WORLDS[world]).parameters["config"].default)
+
+
+# Config field types settable from the command line; ranges are written "1-3" or "1,3".
+_PARSERS = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "tuple[int, int]": int,
+    "tuple[float, float]": float,
+}
+
+
+def _parse_option(text: str, annotation: str) -> object:
+    parse = _PARSERS[annotation]
+    if not annotation.startswith("tuple"):
+        return parse(text)
+    parts = re.split(r"(?<=[0-9.])[-,](?=[0-9.])", text)  # "3e4-8e4" splits, "1e-3" does not
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise ValueError(text)
+    return tuple(parse(p) for p in parts)
+
+
+def world_config(world: str, options: Mapping[str, object]) -> object:
+    """The world's config with ``options`` set; strings (the command line) are parsed."""
+    config_type = _config_type(world)
+    fields = {f.name: f for f in dataclasses.fields(config_type)}
+    values = {}
+    for name, value in options.items():
+        if name not in fields:
+            raise VidgenError(f"world {world} has no option {name!r}; it has {', '.join(fields)}.")
+        annotation = str(fields[name].type)
+        try:
+            if isinstance(value, str) and annotation in _PARSERS:
+                value = _parse_option(value, annotation)
+            elif isinstance(value, (list, tuple)):
+                value = tuple(value)
+        except ValueError:
+            raise VidgenError(f"option {name}={value!r} is not a valid {annotation}.") from None
+        values[name] = value
+    try:
+        return dataclasses.replace(config_type(), **values)
+    except (TypeError, ValueError) as err:
+        raise VidgenError(f"invalid {world} options: {err}.") from None
+
+
+def _cli_options() -> dict[str, list[str]]:
+    """Every world config field the command line can set -> the worlds that have it."""
+    options: dict[str, list[str]] = {}
+    for world in sorted(WORLDS):
+        for field in dataclasses.fields(_config_type(world)):
+            if str(field.type) in _PARSERS:
+                options.setdefault(field.name, []).append(world)
+    return options
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", default="bouncing_balls", choices=sorted(WORLDS))
     parser.add_argument("--out", required=True, help="dataset folder to create")
@@ -73,9 +145,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="64", help="frame size, S or HxW")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
+    world_options = parser.add_argument_group("world options (ranges as LO-HI)")
+    for name, worlds in _cli_options().items():
+        flag = "--" + name.replace("_", "-")
+        world_options.add_argument(
+            flag, dest=f"option_{name}", metavar="VALUE", help=", ".join(worlds)
+        )
 
 
 def run(args: argparse.Namespace) -> int:
+    options = {
+        key.removeprefix("option_"): value
+        for key, value in vars(args).items()
+        if key.startswith("option_") and value is not None
+    }
     generate_dataset(
         args.out,
         args.world,
@@ -84,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         parse_size(args.size),
         args.seed,
         force=args.force,
+        options=options,
     )
     print(f"wrote {args.out}/train.h5, val.h5, test.h5")
     return 0

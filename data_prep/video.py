@@ -3,6 +3,11 @@
 Frames are resized to cover H x W keeping their aspect, centre-cropped, and stored RGB.
 Several videos are split into train/val/test by whole video; a single video is split in
 time into contiguous segments with the test part last, so no test frame is ever trained on.
+
+``--stabilize`` removes camera motion as VGAN's preprocessing does (``data_prep.stabilize``):
+each video is cut into clips of ``--clip-frames`` at full resolution, each clip is warped
+into its first frame's coordinates, clips where that fails are dropped, and every kept clip
+becomes an episode (a single video's clips are split in time, test last).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import cv2
 import numpy as np
 
 from data_prep.common import SplitWriter, parse_size, progress, resize_crop
+from data_prep.stabilize import Stabilizer
 from vidgen.errors import VidgenError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -93,6 +99,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-frac", type=float, default=0.1)
     parser.add_argument("--test-frac", type=float, default=0.1)
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
+    parser.add_argument(
+        "--stabilize", action="store_true", help="remove camera motion (SIFT + RANSAC homographies)"
+    )
+    parser.add_argument(
+        "--clip-frames", type=int, default=32, help="frames per stabilized clip (default 32)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +118,13 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.exists():
             raise VidgenError(f"{path} does not exist.")
-    clips = [load_video(p, size, args.fps, args.folder_fps) for p in progress(paths, "reading")]
+    if args.stabilize and args.clip_frames < 2:
+        raise VidgenError(f"--clip-frames must be at least 2, got {args.clip_frames}.")
+    # Stabilize at full resolution, where SIFT finds features; resize the kept clips after.
+    read_size = None if args.stabilize else size
+    clips = [
+        load_video(p, read_size, args.fps, args.folder_fps) for p in progress(paths, "reading")
+    ]
     shapes = {clip.shape[1:] for clip, _ in clips}
     if len(shapes) > 1:
         raise VidgenError("the videos differ in frame size; pass --size HxW to make them agree.")
@@ -114,6 +132,19 @@ def run(args: argparse.Namespace) -> int:
     if len(rates) > 1:
         raise VidgenError("the videos differ in frame rate; pass --fps to resample them.")
     source = "video:" + ",".join(p.name for p in paths)
+    if args.stabilize:
+        episodes = stabilized_episodes(paths, [clip for clip, _ in clips], size, args.clip_frames)
+        with SplitWriter(args.out, fps=rates.pop(), source=source, force=args.force) as writer:
+            if len(paths) == 1:  # one video: its clips split in time, test last
+                splits = split_sources(len(episodes), args.val_frac, args.test_frac)
+            else:
+                of_video = split_sources(len(paths), args.val_frac, args.test_frac)
+                by_path = dict(zip(paths, of_video, strict=True))
+                splits = [by_path[path] for path, _, _ in episodes]
+            for (_, name, clip), split in zip(episodes, splits, strict=True):
+                writer.add(split, name, clip)
+        print(f"wrote {', '.join(sorted(writer.writers))} to {args.out}")
+        return 0
     with SplitWriter(args.out, fps=rates.pop(), source=source, force=args.force) as writer:
         if len(clips) == 1:
             clip, n = clips[0][0], len(clips[0][0])
@@ -129,3 +160,21 @@ def run(args: argparse.Namespace) -> int:
                 writer.add(split, path.stem, clip)
     print(f"wrote {', '.join(sorted(writer.writers))} to {args.out}")
     return 0
+
+
+def stabilized_episodes(
+    paths: list[Path], videos: list[np.ndarray], size: tuple[int, int] | None, clip_frames: int
+) -> list[tuple[Path, str, np.ndarray]]:
+    """(source, episode name, clip) of every clip that stabilizes, resized to ``size``."""
+    stabilizer, episodes, dropped, total = Stabilizer(), [], 0, 0
+    for path, video in progress(list(zip(paths, videos, strict=True)), "stabilizing"):
+        kept, failed = stabilizer.clips(video, clip_frames)
+        dropped, total = dropped + failed, total + failed + len(kept)
+        for number, clip in enumerate(kept):
+            if size is not None:
+                clip = np.stack([resize_crop(frame, *size) for frame in clip])
+            episodes.append((path, f"{path.stem}/clip{number:04d}", clip))
+    print(f"stabilization kept {total - dropped} of {total} clips of {clip_frames} frames")
+    if not episodes:
+        raise VidgenError(f"no clip of {clip_frames} frames could be stabilized.")
+    return episodes

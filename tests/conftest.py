@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def experiments_of(model: str) -> list[str]:
     return sorted(
         p.stem
         for p in (CONFIG_DIR / "experiment").glob("*.yaml")
-        if f"override /model: {model}" in p.read_text()
+        if re.search(rf"^\s*- override /model: {model}\s*$", p.read_text(), re.MULTILINE)
     )
 
 

@@ -88,8 +88,8 @@ def test_resume_from_last_continues_the_global_step(tmp_path, tiny_overrides):
 
 def test_ddp_simulated_on_cpu(tmp_path, tiny_overrides):
     cfg = compose_train(
-        ["experiment=demo", *tiny_overrides, "trainer=ddp_sim", "trainer.max_epochs=1",
-         "trainer.enable_progress_bar=false", "callbacks=none"],
+        ["experiment=demo", *tiny_overrides, "trainer=ddp_sim", "trainer.devices=2",
+         "trainer.max_epochs=1", "trainer.enable_progress_bar=false"],
         tmp_path,
     )  # fmt: skip
     metrics = train(cfg)

@@ -39,6 +39,7 @@ class VideoDataModule(pl.LightningDataModule):
         val_mode: str | None = None,
         in_memory: bool = False,
         generate: Mapping[str, object] | None = None,
+        test_split: str = "test",
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
@@ -51,10 +52,12 @@ class VideoDataModule(pl.LightningDataModule):
         self.modes = {"train": train_mode, "val": val_mode or eval_mode, "test": eval_mode}
         self.in_memory = in_memory
         self.generate = dict(generate) if generate else None
+        # The file tested on, e.g. the push data's test_seen or test_novel.
+        self.test_split = test_split
         self.datasets: dict[str, ClipDataset] = {}
 
     def split_path(self, split: str) -> Path:
-        return self.root / f"{split}.h5"
+        return self.root / f"{self.test_split if split == 'test' else split}.h5"
 
     def prepare_data(self) -> None:
         if self.generate and not self.split_path("train").exists():

@@ -58,6 +58,12 @@ class PredictorTask(pl.LightningModule):
         """frames [B, Tc, C, H, W] in [0, 1] -> predicted [B, horizon, C, H, W]."""
         raise NotImplementedError
 
+    def conditioning(self, batch: dict[str, torch.Tensor], length: int) -> dict[str, torch.Tensor]:
+        """Keyword inputs of ``rollout`` besides the frames, for windows of ``length`` frames:
+        the batch's actions, one per context and future frame, when it has them."""
+        actions = batch.get("actions")
+        return {} if actions is None else {"actions": actions[:, :length]}
+
     def next_frames(self, frames: torch.Tensor, context: int) -> torch.Tensor:
         """One-step predictions of frames[:, context:] from the true frames before each."""
         raise NotImplementedError
@@ -88,8 +94,8 @@ class PredictorTask(pl.LightningModule):
                 self.baseline.next_frames(frames, context),
             )
         else:
-            actions = batch.get("actions")
-            pred = self.rollout(frames[:, :context], horizon, actions)
+            conditioning = self.conditioning(batch, context + horizon)
+            pred = self.rollout(frames[:, :context], horizon, **conditioning)
             copy_last = self.baseline.rollout(frames[:, :context], horizon)
         self.metrics[f"{stage}_model"].update(pred, target)
         self.metrics[f"{stage}_copy_last"].update(copy_last, target)

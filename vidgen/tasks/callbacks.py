@@ -24,6 +24,8 @@ class RolloutStrip(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
+        # log_dir is broadcast from rank 0: every rank must ask for it, or DDP hangs.
+        out = Path(trainer.log_dir or trainer.default_root_dir) / "rollouts"
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         if (epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
@@ -39,7 +41,6 @@ class RolloutStrip(pl.Callback):
             horizon = frames.shape[1] - context
             predictions = pl_module.rollout(frames[:, :context], horizon, **inputs)
         grid = rollout_grid(frames, predictions)
-        out = Path(trainer.log_dir or trainer.default_root_dir) / "rollouts"
         out.mkdir(parents=True, exist_ok=True)
         save_image(grid, out / f"epoch_{epoch:03d}.png")
         for logger in trainer.loggers:

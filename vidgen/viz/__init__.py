@@ -1,1 +1,1 @@
-"""Frame grids and (later) mp4 rendering."""
+"""Frame grids, browser-playable mp4 (``video.write_mp4``) and the comparison report."""

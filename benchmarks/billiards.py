@@ -1,0 +1,250 @@
+"""Billiards benchmark (Fragkiadaki et al. 2016): object-centric vs frame-centric vs
+constant velocity, on held-out worlds, and planning success in the true simulator.
+
+Trains ``billiards_oc_cpu`` and ``billiards_fc_cpu`` (tables U[300, 450], 1-2 balls) for at
+most ``--minutes`` each, then on held-out episodes that have collisions, from larger tables
+(U[450, 550], never seen in training) and, separately, with 3 balls (never seen):
+(a) mean position error over the 20 predicted steps, as a ratio to constant velocity (goal
+    for OC: <= 0.5), overall and near collisions;
+(b) planning: push ball 0 so that 20 frames later it is within two radii of a target that a
+    random force reaches; success rate in the true simulator against a random force's.
+
+    flock /tmp/vidgen-heavy.lock python -m benchmarks.billiards            # ~20 min x 2
+    python -m benchmarks.billiards --minutes 2 --plans 10 --episodes 40     # a quick trial
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+
+from vidgen.cli.train import CONFIG_DIR, train
+from vidgen.eval.billiards import TrajectoryMetrics, collision_ahead, future_displacements
+from vidgen.loading import load
+from vidgen.models import ConstantVelocity
+from vidgen.sim.billiards import (
+    BilliardsConfig,
+    Table,
+    draw_table,
+    paint_balls,
+    place_balls,
+    random_table,
+    run_physics,
+    simulate,
+)
+from vidgen.tasks.billiards import erase_balls, imagine, plan_force
+from vidgen.viz.billiards import side_by_side
+from vidgen.viz.video import write_mp4
+
+RESULTS = Path(__file__).parent / "results"
+SIZE, FRAMES, HORIZON = 96, 40, 20
+HELD_OUT = {
+    "larger_tables": BilliardsConfig(balls=(1, 2), table_size=(450.0, 550.0)),
+    "three_balls": BilliardsConfig(balls=(3, 3), table_size=(300.0, 450.0)),
+}
+
+
+def train_model(experiment: str, minutes: float, out: Path) -> torch.nn.Module:
+    overrides = [
+        f"experiment={experiment}",
+        f"paths.output_dir={out / experiment}",
+        f"paths.log_dir={out / experiment}",
+        f"paths.data_dir={out / 'data'}",
+        f"+trainer.max_time=00:00:{int(minutes):02d}:{round(minutes % 1 * 60):02d}",
+        "trainer.max_epochs=1000",
+        "data.samples_per_epoch=480",  # short epochs: validation and last.ckpt every ~2 min
+        "trainer.enable_progress_bar=false",
+        "test=false",
+    ]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    train(cfg)
+    return load(out / experiment / "checkpoints" / "last.ckpt")
+
+
+def held_out_episodes(config: BilliardsConfig, count: int, seed: int) -> dict[str, torch.Tensor]:
+    """``count`` episodes with at least one collision, stacked into a batch."""
+    runs, number = [], 0
+    while len(runs) < count:
+        run = simulate(FRAMES, SIZE, seed=seed * 100_000 + number, config=config)
+        number += 1
+        if run["collisions"].any():
+            runs.append(run)
+    batch = {f"objects/{k}": torch.from_numpy(np.stack([r[k] for r in runs])) for k in runs[0]}
+    frames = batch.pop("objects/frames")
+    batch["frames"] = frames.permute(0, 1, 4, 2, 3).float().div(255.0)
+    return batch
+
+
+@torch.no_grad()
+def trajectory_scores(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict:
+    """Teacher-forced predictions at steps 1 .. T - 21 (a true velocity for constant velocity,
+    and the whole 20-step future in the episode)."""
+    metric = TrajectoryMetrics(HORIZON)
+    positions, forces = batch["objects/positions"], batch["objects/forces"]
+    for start in range(0, len(positions), 16):
+        rows = slice(start, start + 16)
+        predicted, _ = net(batch["frames"][rows], positions[rows], forces[rows])
+        target = future_displacements(positions[rows], HORIZON)
+        near = collision_ahead(batch["objects/collisions"][rows], HORIZON)
+        steps = slice(1, FRAMES - HORIZON)
+        metric.update(
+            predicted[:, steps].flatten(0, 2),
+            target[:, steps].flatten(0, 2),
+            near[:, steps].flatten(),
+        )
+    return {name: values.mean().item() for name, values in metric.compute().items()}
+
+
+def planning_problems(config: BilliardsConfig, count: int, seed: int) -> list[dict]:
+    """Balls at rest on a held-out table and a target that some random force reaches."""
+    rng, problems = np.random.default_rng(seed), []
+    for _ in range(count):
+        table = random_table(rng, config)
+        radii = np.full(int(rng.integers(config.balls[0], config.balls[1] + 1)), 25.0)
+        pos = place_balls(rng, table, radii)
+        problems.append({"table": table, "positions": pos, "radii": radii})
+        problems[-1]["target"] = final_position(problems[-1], random_force(rng, config))
+    return problems
+
+
+def random_force(rng: np.random.Generator, config: BilliardsConfig) -> np.ndarray:
+    angle, magnitude = rng.uniform(0, 2 * np.pi), rng.uniform(*config.impulse)
+    return magnitude * np.array([np.cos(angle), np.sin(angle)])
+
+
+def final_position(problem: dict, force: np.ndarray) -> np.ndarray:
+    """Ball 0's position HORIZON frames after ``force``, in the true simulator."""
+    forces = np.zeros((len(problem["radii"]), 2))
+    forces[0] = force
+    tracks = run_physics(
+        problem["positions"],
+        problem["radii"],
+        problem["table"],
+        forces,
+        HORIZON + 1,
+        BilliardsConfig(),
+    )
+    return tracks["positions"][-1, 0]
+
+
+def initial_frame(problem: dict) -> torch.Tensor:
+    table: Table = problem["table"]
+    image = paint_balls(
+        draw_table(table, (SIZE, SIZE), 600.0), problem["positions"], problem["radii"], 600.0
+    )
+    return torch.from_numpy(image).permute(2, 0, 1).float().div(255.0)
+
+
+def planning_success(net: torch.nn.Module, problems: list[dict]) -> float:
+    hits = 0
+    for problem in problems:
+        target = torch.tensor(problem["target"], dtype=torch.float32)
+        plan = plan_force(
+            net,
+            initial_frame(problem),
+            target,
+            len(problem["radii"]),
+            horizon=HORIZON,
+            candidates=48,
+        )
+        reached = final_position(problem, plan.force.double().numpy())
+        hits += np.linalg.norm(reached - problem["target"]) <= 2 * problem["radii"][0]
+    return hits / len(problems)
+
+
+def random_success(problems: list[dict], config: BilliardsConfig, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    return float(
+        np.mean(
+            [
+                np.linalg.norm(final_position(p, random_force(rng, config)) - p["target"])
+                <= 2 * p["radii"][0]
+                for p in problems
+            ]
+        )
+    )
+
+
+def imagination_video(net: torch.nn.Module, batch: dict[str, torch.Tensor], path: Path) -> None:
+    """Episode 0 imagined from its first frame and force beside the truth."""
+    frames, positions = batch["frames"][:1], batch["objects/positions"][:1]
+    radii = batch["objects/radii"][:1, 0]
+    imagined_pos, imagined_frames = imagine(
+        net,
+        frames[:, :1],
+        positions[:, :1],
+        radii,
+        erase_balls(frames[:, 0]),
+        FRAMES - 1,
+        batch["objects/forces"][:1],
+    )
+    to_uint8 = lambda x: (x[0].permute(0, 2, 3, 1) * 255).round().byte().numpy()
+    video = side_by_side(
+        to_uint8(frames),
+        positions[0].numpy(),
+        to_uint8(torch.cat([frames[:, :1], imagined_frames], 1)),
+        torch.cat([positions[:, :1], imagined_pos], 1)[0].numpy(),
+        600.0,
+    )
+    write_mp4(video, path, fps=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="training time per model")
+    parser.add_argument("--episodes", type=int, default=100, help="held-out episodes per set")
+    parser.add_argument("--plans", type=int, default=40, help="planning problems")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", default="oc,fc")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = RESULTS / "billiards"
+    nets, timings = {"constant_velocity": ConstantVelocity(HORIZON)}, {}
+    for name in args.models.split(","):
+        start = time.perf_counter()
+        nets[name] = train_model(f"billiards_{name}_cpu", args.minutes, out).net
+        timings[name] = time.perf_counter() - start
+    report: dict = {"train_seconds": timings, "minutes_per_model": args.minutes}
+    for seed, (set_name, config) in enumerate(HELD_OUT.items(), start=1):
+        batch = held_out_episodes(config, args.episodes, seed)
+        scores = {name: trajectory_scores(net, batch) for name, net in nets.items()}
+        baseline = scores["constant_velocity"]
+        for name in scores:
+            for key in ("position", "position_near_collision"):
+                scores[name][f"{key}_ratio_to_cv"] = scores[name][key] / baseline[key]
+        report[set_name] = scores
+        if "oc" in nets and set_name == "larger_tables":
+            imagination_video(nets["oc"], batch, out / "imagination_oc.mp4")
+    problems = planning_problems(HELD_OUT["larger_tables"], args.plans, seed=7)
+    report["planning"] = {"random_force": random_success(problems, HELD_OUT["larger_tables"], 8)}
+    for name in ("oc", "fc"):
+        if name in nets:
+            start = time.perf_counter()
+            report["planning"][name] = planning_success(nets[name], problems)
+            report["planning"][f"{name}_seconds"] = time.perf_counter() - start
+    (out / "billiards.json").write_text(json.dumps(report, indent=2))
+    lines = [
+        "| model | set | position error | ratio to CV | near collisions | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for set_name in HELD_OUT:
+        for name, s in report[set_name].items():
+            lines.append(
+                f"| {name} | {set_name} | {s['position']:.2f} | {s['position_ratio_to_cv']:.3f} "
+                f"| {s['position_near_collision']:.2f} "
+                f"| {s['position_near_collision_ratio_to_cv']:.3f} |"
+            )
+    lines.append(f"\nplanning success: {report['planning']}")
+    (out / "billiards.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The Google robot-push dataset (Finn, Goodfellow & Levine 2016) from its TFRecords.
+
+Folders ``push_train``, ``push_testseen`` and ``push_testnovel`` (the bucket's
+``push/`` layout, or directly under RAW) become ``train``, ``test_seen`` and
+``test_novel``; ``val`` is the last 5% of the ``push_train`` files in name order, as SAVP
+keeps the first 95% for training. Each ``tf.train.Example`` is one episode: per step t,
+``move/t/image/encoded`` (JPEG, 640x512) is decoded to RGB, centre-cropped to a square
+and area-downsampled to 64x64 (SAVP's ``scale_size=64`` rule, not upstream's aspect-
+changing squash), ``move/t/commanded_pose/vec_pitch_yaw`` (5 floats) is the action and
+``move/t/endeffector/vec_pitch_yaw`` (5 floats) the state at frame t. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.common import (
+    SplitWriter,
+    add_source_arguments,
+    decode_image,
+    parallel_map,
+    report_skipped,
+    resize_crop,
+)
+from data_prep.tfrecord import Example, bytes_feature, convert_records, float_feature, step_count
+from vidgen.errors import VidgenError
+
+FOLDERS = {"push_train": "train", "push_testseen": "test_seen", "push_testnovel": "test_novel"}
+IMAGE = "move/{}/image/encoded"
+ACTION = "move/{}/commanded_pose/vec_pitch_yaw"
+STATE = "move/{}/endeffector/vec_pitch_yaw"
+POSE_SIZE = 5
+FPS = 10.0  # nominal: the records carry no frame rate (noted in the file attributes)
+
+Episode = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def episode(example: Example, where: str, size: int) -> Episode:
+    """(frames uint8 [T, size, size, 3] RGB, actions [T, 5], states [T, 5]) of one record."""
+    steps = step_count(example, r"move/(\d+)/image/encoded$")
+    if not steps:
+        raise VidgenError(f"{where} has no move/<t>/image/encoded features; is it push data?")
+    frames, actions, states = [], [], []
+    for t in range(steps):
+        jpeg = bytes_feature(example, IMAGE.format(t), where)
+        image = decode_image(jpeg, f"{where}, {IMAGE.format(t)}")
+        # Covering a square and centre-cropping is the centre square crop, then INTER_AREA.
+        frames.append(resize_crop(image, size, size))
+        actions.append(float_feature(example, ACTION.format(t), where, POSE_SIZE))
+        states.append(float_feature(example, STATE.format(t), where, POSE_SIZE))
+    return np.stack(frames), np.stack(actions), np.stack(states)
+
+
+def split_files(raw: Path, val_frac: float) -> list[tuple[str, Path]]:
+    """(split, file) of every TFRecord file, train's last ``val_frac`` of files as val."""
+    root = raw / "push" if (raw / "push" / "push_train").is_dir() else raw
+    jobs: list[tuple[str, Path]] = []
+    for folder, split in FOLDERS.items():
+        if not (root / folder).is_dir():
+            raise VidgenError(
+                f"{root} lacks {folder}/ (the {split} split); --raw takes the folder holding "
+                "push_train, push_testseen and push_testnovel."
+            )
+        files = sorted(p for p in (root / folder).iterdir() if p.is_file())
+        files = [p for p in files if not p.name.startswith(".")]
+        if not files:
+            raise VidgenError(f"{root / folder} holds no TFRecord files (the {split} split).")
+        if split == "train":
+            keep = max(1, int(len(files) * (1 - val_frac)))
+            jobs += [("train", p) for p in files[:keep]] + [("val", p) for p in files[keep:]]
+        else:
+            jobs += [(split, p) for p in files]
+    return jobs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_source_arguments(parser, "folder holding push_train, push_testseen, push_testnovel")
+    parser.add_argument("--size", type=int, default=64, help="side of the square frames")
+    parser.add_argument(
+        "--val-frac", type=float, default=0.05, help="fraction of push_train files held out"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    raw = Path(args.raw)
+    if not raw.is_dir():
+        raise VidgenError(f"{raw} is not a folder; --raw takes the push dataset folder.")
+    if args.size <= 0 or not 0 <= args.val_frac < 1:
+        raise VidgenError("--size must be positive and --val-frac lie in [0, 1).")
+    jobs = split_files(raw, args.val_frac)
+    attrs = {
+        "rule": "JPEG 640x512 decoded to RGB, centre-cropped to a square, cv2 INTER_AREA "
+        f"downsampled to {args.size}x{args.size} (SAVP's scale_size rule)",
+        "splits": "push_train -> train (first 95% of files by name) and val (the rest); "
+        "push_testseen -> test_seen; push_testnovel -> test_novel",
+        "actions_feature": ACTION.format("<t>"),
+        "states_feature": STATE.format("<t>"),
+        "fps_note": "nominal; the source records carry no frame rate",
+    }
+    convert = partial(
+        convert_records, convert=partial(episode, size=args.size), skip_bad=args.skip_bad
+    )
+    results = parallel_map(convert, [path for _, path in jobs], args.workers, "push files")
+    problems: list[str] = []
+    try:
+        with SplitWriter(
+            args.out, fps=FPS, source="Google push", force=args.force, attrs=attrs
+        ) as out:
+            for (split, path), (episodes, file_problems) in zip(jobs, results, strict=True):
+                problems += file_problems
+                for index, (frames, actions, states) in episodes:
+                    out.add(
+                        split, f"{path.name}/{index:04d}", frames, actions=actions, states=states
+                    )
+    finally:
+        report_skipped(problems)
+    return 0

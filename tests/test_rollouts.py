@@ -1,0 +1,248 @@
+"""vidgen.load, vidgen-rollout and vidgen-compare: checkpoints in, videos and tables out,
+metrics checked against a hand computation, user mistakes as one line."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import av
+import h5py
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from numpy.lib.stride_tricks import sliding_window_view
+from torch import nn
+
+import vidgen
+from conftest import compose_train
+from data_prep.synthetic import generate_dataset
+from vidgen.cli import compare as compare_cli
+from vidgen.cli import rollout as rollout_cli
+from vidgen.cli.train import CONFIG_DIR, train
+from vidgen.errors import VidgenError
+from vidgen.eval.compare import pick_windows, rollouts
+from vidgen.tasks import PredNetTask
+
+SMALL_PREDNET = ["model.net.stack_sizes=[3,8,16,32]", "model.net.r_stack_sizes=[3,8,16,32]"]
+
+
+class IdentityPredictor(nn.Module):
+    """A synthetic "model" for the hand check: its future is its context, unchanged."""
+
+    def rollout(self, frames, horizon, actions=None):
+        return frames[:, :horizon]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, tiny_dataset):
+    """Two training steps of a small PredNet: a real checkpoint from vidgen-train."""
+    out = tmp_path_factory.mktemp("run")
+    overrides = [f"data.root={tiny_dataset}", "data.num_workers=0", "data.batch_size=2",
+                 "data.samples_per_epoch=4", "data.val_windows=2", "trainer.max_epochs=1",
+                 "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                 "test=false", "logger=csv", *SMALL_PREDNET]  # fmt: skip
+    train(compose_train(["experiment=demo", *overrides], out))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def compose_command(name, overrides):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+def test_load_rebuilds_the_task_and_rolls_out_past_the_training_length(tiny_checkpoint):
+    model = vidgen.load(tiny_checkpoint)
+    assert isinstance(model, PredNetTask) and not model.training
+    saved = torch.load(tiny_checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    context = torch.rand(2, 3, 3, 32, 32)
+    future = model.rollout(context, horizon=15)  # trained on 10-frame windows
+    assert future.shape == (2, 15, 3, 32, 32) and not future.requires_grad
+    assert future.min() >= 0 and future.max() <= 1
+    assert torch.equal(vidgen.load("copy_last").rollout(context, 2)[:, 1], context[:, -1])
+
+
+def test_load_refuses_what_is_not_a_vidgen_checkpoint(tmp_path):
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
+    torch.save({"model": IdentityPredictor()}, tmp_path / "pickled.ckpt")  # needs unpickling
+    for name in ("notes", "plain", "pickled"):
+        with pytest.raises(VidgenError, match="is not a vidgen checkpoint"):
+            vidgen.load(tmp_path / f"{name}.ckpt")
+    with pytest.raises(VidgenError, match="does not exist"):
+        vidgen.load(tmp_path / "missing.ckpt")
+
+
+def test_picking_clips_by_index_first_or_seeded_random():
+    assert pick_windows(10, 3) == [0, 1, 2] and pick_windows(10, None) == list(range(10))
+    assert pick_windows(10, 3, indices=[7, 2]) == [7, 2]
+    drawn = pick_windows(10, 4, seed=1)
+    assert drawn == pick_windows(10, 4, seed=1) != pick_windows(10, 4, seed=2)
+    assert len(set(drawn)) == 4 and drawn == sorted(drawn)
+    with pytest.raises(VidgenError, match="out of range"):
+        pick_windows(10, 3, indices=[10])
+
+
+class Recorder(nn.Module):
+    """Predicts zeros and remembers what it was conditioned on."""
+
+    def rollout(self, frames, horizon, **inputs):
+        self.inputs = inputs
+        return frames.new_zeros(frames.shape[0], horizon, *frames.shape[2:])
+
+
+class ConditionedRecorder(Recorder):
+    def conditioning(self, batch, length):  # as a task with states (CDNA) defines it
+        return {"actions": batch["actions"][:, :length], "states": batch["states"][:, :1]}
+
+
+def test_rollouts_pass_actions_for_context_and_future_and_task_conditioning():
+    batch = {"frames": torch.rand(2, 12, 3, 8, 8), "actions": torch.rand(2, 12, 4),
+             "states": torch.rand(2, 12, 5)}  # fmt: skip
+    models = {"plain": Recorder(), "task": ConditionedRecorder()}
+    out = rollouts(models, batch, context=2, horizon=3)
+    assert out["plain"].shape == out["task"].shape == (2, 3, 3, 8, 8)
+    assert torch.equal(models["plain"].inputs["actions"], batch["actions"][:, :5])
+    assert models["task"].inputs.keys() == {"actions", "states"}
+    assert torch.equal(models["task"].inputs["states"], batch["states"][:, :1])
+    rollouts({"plain": models["plain"]}, {"frames": batch["frames"]}, 2, 3)
+    assert models["plain"].inputs == {}
+
+
+def test_rollout_renders_past_the_end_of_the_clips(tiny_checkpoint, tiny_dataset, tmp_path):
+    out = tmp_path / "rollout.mp4"
+    cfg = compose_command(
+        "rollout",
+        [f"ckpt={tiny_checkpoint}", "data=folder", f"data.root={tiny_dataset}", f"out={out}",
+         "split=train", "clips=3", "random=true", "context=10", "horizon=20", "frames=true"],
+    )  # fmt: skip
+    rollout_cli.render_rollout(cfg)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        fps = float(stream.average_rate)
+    # 10 context + 20 predicted frames of 24-frame episodes; 3 rows of 4 panels of 32x32 x4.
+    assert len(frames) == 30 and fps == 10.0
+    assert frames[0].shape == (36 + 3 * (128 + 4), 4 * (128 + 4), 3)
+    last_truth = frames[-1][36 + 2 : 36 + 130, 132 + 2 : 132 + 130]  # after the clip ended
+    assert abs(last_truth.astype(int) - 128).mean() < 3  # gray: no ground truth there
+    assert out.with_suffix(".png").is_file()
+
+
+def hand_metrics(pred, target):
+    """Per-step mean MSE, PSNR and SSIM of [N, T, H, W, C] float64 frames, in numpy:
+    SSIM with an 11-tap Gaussian (sigma 1.5) over reflect-padded frames, C1, C2 of range 1."""
+    mse = ((pred - target) ** 2).mean(axis=(2, 3, 4))
+    psnr = -10 * np.log10(np.maximum(mse, 1e-10))
+    taps = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+    taps /= taps.sum()
+
+    def blur(a):
+        a = np.pad(a, [(0, 0), (0, 0), (5, 5), (5, 5), (0, 0)], mode="reflect")
+        a = sliding_window_view(a, 11, axis=2) @ taps
+        return sliding_window_view(a, 11, axis=3) @ taps
+
+    mx, my = blur(pred), blur(target)
+    sxx = np.maximum(blur(pred * pred) - mx**2, 0)
+    syy = np.maximum(blur(target * target) - my**2, 0)
+    sxy = blur(pred * target) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    ssim = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    per_frame = {"mse": mse, "psnr": psnr, "ssim": ssim.mean(axis=(2, 3, 4))}
+    return {name: values.mean(0) for name, values in per_frame.items()}
+
+
+def test_compare_matches_hand_metrics_and_writes_a_complete_report(
+    tiny_checkpoint, tiny_dataset, tmp_path
+):
+    identity = tmp_path / "identity.ckpt"
+    torch.save({"vidgen": {"model": {"_target_": "test_rollouts.IdentityPredictor"}},
+                "state_dict": {}}, identity)  # fmt: skip
+    out, context, horizon = tmp_path / "report", 3, 3
+    cfg = compose_command(
+        "compare",
+        [f"ckpts=[{identity},{tiny_checkpoint}]", "names=[identity,prednet]", "data=folder",
+         f"data.root={tiny_dataset}", f"out={out}", "split=train", f"context={context}",
+         f"horizon={horizon}", "batch_size=5", "video_clips=2", "progress=false"],
+    )  # fmt: skip
+    compare_cli.compare(cfg)
+
+    # By hand: every non-overlapping 6-frame window of every training episode.
+    with h5py.File(tiny_dataset / "train.h5", "r", locking=False) as f:
+        frames, starts = f["frames"][()] / 255.0, f["episode_starts"][()]
+    span = context + horizon
+    episodes = zip(starts[:-1], starts[1:], strict=True)
+    windows = np.stack([frames[s : s + span] for first, last in episodes
+                        for s in range(first, last - span + 1, span)])  # fmt: skip
+    assert len(windows) == 32  # 8 episodes x 4 windows: batches of 5 end unevenly
+    target = windows[:, context:]
+    expected = {
+        "identity": hand_metrics(windows[:, :horizon], target),
+        "copy_last": hand_metrics(np.repeat(windows[:, context - 1 : context], horizon, 1), target),
+    }
+    rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
+    assert rows[0] == ["model", "metric", "step", "value"]
+    table = {(m, name, step): float(v) for m, name, step, v in rows[1:]}
+    assert len(table) == 3 * 3 * (horizon + 1)  # 3 models x 3 metrics x (steps + mean)
+    for model, metrics in expected.items():
+        for name, per_step in metrics.items():
+            for step, value in enumerate(per_step, start=1):
+                assert table[model, name, str(step)] == pytest.approx(value, abs=1e-6)
+            assert table[model, name, "mean"] == pytest.approx(per_step.mean(), abs=1e-6)
+
+    summary = (out / "metrics.md").read_text()
+    assert re.search(r"\| copy_last \| .* \| 1\.000 \|", summary)
+    assert "| prednet |" in summary and "| identity |" in summary
+    report = (out / "report.html").read_text()
+    referenced = set(re.findall(r'(?:src|href)="([^"]+)"', report))
+    assert referenced == {"metrics.csv", "metrics.md", "curves.png", "side_by_side.mp4"}
+    assert all((out / name).is_file() and (out / name).stat().st_size > 0 for name in referenced)
+    with av.open(str(out / "side_by_side.mp4")) as container:
+        video = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    # truth | identity | prednet | copy_last; two clips.
+    assert len(video) == span and video[0].shape == (36 + 2 * 132, 4 * 132, 3)
+
+
+@pytest.fixture(scope="module")
+def large_frames(tmp_path_factory):
+    """36x36 frames: not divisible by 8, so no 4-layer PredNet takes them."""
+    out = tmp_path_factory.mktemp("data") / "balls36"
+    generate_dataset(out, episodes=3, frames=12, size=36, seed=0)
+    return out
+
+
+@pytest.mark.parametrize(
+    "command, args, message",
+    [
+        ("rollout", ["horizon=0"], "horizon must be at least 1 frame"),
+        ("rollout", ["context=30"], "context=30 is longer than the clips"),
+        ("rollout", ["ckpt=NOTES"], "is not a vidgen checkpoint"),
+        ("rollout", ["data=LARGE", "context=2", "horizon=2"], "do not fit this PredNet"),
+        ("rollout", ["out=clip.gif"], "must name an .mp4 file"),
+        ("rollout", ["data=no/such/folder"], "neither a data config nor a dataset folder"),
+        ("compare", ["horizon=20"], "needs clips of 30 frames"),
+        ("compare", ["ckpts=[]"], "ckpts is empty"),
+    ],
+)
+def test_user_mistakes_are_one_line(
+    command, args, message, tiny_checkpoint, tiny_dataset, large_frames, tmp_path, monkeypatch,
+    capsys,
+):  # fmt: skip
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    key = "ckpt" if command == "rollout" else "ckpts"
+    ckpt = str(tiny_checkpoint) if command == "rollout" else f"[{tiny_checkpoint}]"
+    base = [f"{key}={ckpt}", f"data={tiny_dataset}", "out=result.mp4", "context=10"]
+    given = [a.replace("NOTES", str(tmp_path / "notes.ckpt")) for a in args]
+    given = [a.replace("LARGE", str(large_frames)) for a in given]
+    argv = {a.split("=")[0]: a for a in base} | {a.split("=")[0]: a for a in given}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [command, *argv.values()])
+    main = rollout_cli.main if command == "rollout" else compare_cli.main
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.count("\n") == 0 and err.startswith("error: ")
+    assert message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.ckpt"]  # nothing written

@@ -1,0 +1,128 @@
+"""``vidgen-compare``: several checkpoints and copy-last-frame on the same held-out windows.
+
+vidgen-compare ckpts=[runs/prednet.ckpt,runs/extrap.ckpt] data=data/caltech out=reports/caltech
+vidgen-compare ckpts=[a.ckpt] names=[ours] context=5 horizon=15 clips=200 device=cuda
+
+Writes into ``out``: metrics.csv (model,metric,step,value), metrics.md, curves.png,
+side_by_side.mp4 and report.html, which shows all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, ListConfig
+from rich.console import Console
+from torch.utils.data import default_collate
+
+from vidgen.cli.command import hydra_command
+from vidgen.data.dataset import to_model_batch
+from vidgen.errors import VidgenError
+from vidgen.eval import BASELINES
+from vidgen.eval.compare import (
+    Results,
+    batch_loader,
+    check_fits,
+    evaluate,
+    held_out_windows,
+    pick_windows,
+    rollouts,
+    summary,
+    write_metrics_csv,
+    write_metrics_md,
+)
+from vidgen.loading import load
+from vidgen.viz.grid import comparison_panels, video_grid
+from vidgen.viz.report import plot_curves, write_report
+from vidgen.viz.video import write_mp4
+
+FILES = {
+    "csv": "metrics.csv",
+    "md": "metrics.md",
+    "curves": "curves.png",
+    "video": "side_by_side.mp4",
+}
+
+
+def model_names(ckpts: Sequence[str], names: Sequence[str] | None) -> list[str]:
+    """``names`` as given, else each file's stem; a run's ``last.ckpt`` is named after its
+    task folder (logs/<task>/<time>/checkpoints/last.ckpt). Repeats get a suffix."""
+    if names is not None:
+        if len(names) != len(ckpts):
+            raise VidgenError(f"names has {len(names)} entries for {len(ckpts)} checkpoints.")
+        chosen = [str(n) for n in names]
+    else:
+        chosen = []
+        for ckpt in map(Path, ckpts):
+            run = ckpt.parent.name == "checkpoints" and len(ckpt.parents) > 2
+            chosen.append(ckpt.parents[2].name if run and ckpt.stem == "last" else ckpt.stem)
+    if any("," in n or not n for n in chosen):
+        raise VidgenError("model names must be non-empty and contain no commas.")
+    unique = []
+    for name in chosen:
+        label, count = name, 2
+        while label in unique:
+            label, count = f"{name}_{count}", count + 1
+        unique.append(label)
+    return unique
+
+
+def compare(cfg: DictConfig) -> Results:
+    """Evaluate, then write the tables, curves, video and report into ``cfg.out``."""
+    ckpts = list(cfg.ckpts) if isinstance(cfg.ckpts, ListConfig) else [cfg.ckpts]
+    if not ckpts:
+        raise VidgenError("ckpts is empty; give at least one checkpoint, e.g. ckpts=[a.ckpt].")
+    names = model_names(ckpts, cfg.names)
+    models = {name: load(ckpt, cfg.device) for name, ckpt in zip(names, ckpts, strict=True)}
+    models.setdefault("copy_last", BASELINES["copy_last"]())
+    datamodule = hydra.utils.instantiate(cfg.data)
+    context, horizon = cfg.context, cfg.horizon
+    windows = held_out_windows(datamodule, cfg.split, context, horizon)
+    check_fits(models, datamodule.frame_shape)
+    chosen = pick_windows(len(windows), cfg.clips)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        torch.manual_seed(cfg.seed)
+        loader = batch_loader(windows, chosen, cfg.batch_size)
+        results = evaluate(models, loader, context, horizon, cfg.device, cfg.progress)
+        torch.manual_seed(cfg.seed)
+        shown = default_collate([windows[i] for i in chosen[: cfg.video_clips]])
+        batch = to_model_batch(shown)
+        predictions = rollouts(models, batch, context, horizon, cfg.device)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_metrics_csv(results, out / FILES["csv"])
+    write_metrics_md(results, out / FILES["md"])
+    plot_curves(results, out / FILES["curves"])
+    panels = comparison_panels(batch["frames"], predictions, context)
+    video = video_grid(panels, context, cfg.upscale)
+    write_mp4(video, out / FILES["video"], cfg.fps or windows.fps)
+    settings = {
+        "data": datamodule.split_path(cfg.split),
+        "windows": f"{len(chosen)} unique windows",
+        "context": context,
+        "horizon": horizon,
+        "checkpoints": ", ".join(f"{n} = {c}" for n, c in zip(names, ckpts, strict=True)),
+    }
+    rows = summary(results)
+    write_report(out, rows, settings, FILES)
+    console = Console()
+    for row in rows:
+        console.print(
+            f"{row['model']:>16}  MSE {row['mse']:.4e}  PSNR {row['psnr']:6.2f}  "
+            f"SSIM {row['ssim']:.4f}  MSE/copy-last {row['mse_ratio']:.3f}"
+        )
+    console.print(f"report: {out / 'report.html'}")
+    return results
+
+
+main = hydra_command("compare", compare)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Held-out evaluation of several predictors on the same windows, and its tables.
+
+Every predictor (trained task or baseline) answers the same call, ``rollout(context,
+horizon, actions)``, on the same ``unique`` windows, and is scored by the same
+``PerStepMetrics`` that training logs, so compare and training agree to the digit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import track
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from vidgen.data.datamodule import VideoDataModule
+from vidgen.data.dataset import ClipDataset, to_model_batch
+from vidgen.data.store import open_clips
+from vidgen.errors import VidgenError
+from vidgen.eval.metrics import METRIC_NAMES, PerStepMetrics
+
+# {model name: {metric: [horizon] per-step means}}
+Results = dict[str, dict[str, torch.Tensor]]
+
+
+def held_out_windows(
+    datamodule: VideoDataModule, split: str, context: int, horizon: int, full_truth: bool = True
+) -> ClipDataset:
+    """Non-overlapping windows of ``split``: context plus horizon frames, or, without
+    ``full_truth``, as much of the future as the longest episode holds (for rollouts
+    that run past the data)."""
+    if context < 1:
+        raise VidgenError(f"context must be at least 1 frame, got {context}.")
+    if horizon < 1:
+        raise VidgenError(f"horizon must be at least 1 frame, got {horizon}.")
+    datamodule.prepare_data()
+    path = datamodule.split_path(split)
+    with open_clips(path) as f:
+        starts = f["episode_starts"][()]
+    longest = (int((starts[1:] - starts[:-1]).max(initial=0)) - 1) // datamodule.step + 1
+    if context > longest:
+        raise VidgenError(
+            f"context={context} is longer than the clips: the longest episode in {path} "
+            f"has {longest} frames."
+        )
+    if full_truth and context + horizon > longest:
+        raise VidgenError(
+            f"context={context} plus horizon={horizon} needs clips of {context + horizon} "
+            f"frames; the longest episode in {path} has {longest}."
+        )
+    length = min(context + horizon, longest)
+    return ClipDataset(path, length, datamodule.step, mode="unique", in_memory=datamodule.in_memory)
+
+
+def pick_windows(
+    available: int, clips: int | None, indices: Iterable[int] | None = None, seed: int | None = None
+) -> list[int]:
+    """Window indices: ``indices`` as given, else ``clips`` of them (all when None), the
+    first ones or, with ``seed`` not None, a seeded random choice in window order."""
+    if indices is not None:
+        chosen = [int(i) for i in indices]
+        bad = [i for i in chosen if not 0 <= i < available]
+        if bad:
+            raise VidgenError(f"clip {bad[0]} is out of range: there are {available} windows.")
+        return chosen
+    count = available if clips is None else min(clips, available)
+    if count < 1:
+        raise VidgenError(f"clips must be at least 1, got {clips}.")
+    if seed is None:
+        return list(range(count))
+    generator = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(available, generator=generator)[:count].tolist())
+
+
+def check_fits(models: Mapping[str, nn.Module], frame_shape: tuple[int, int, int]) -> None:
+    """Raise VidgenError if any model cannot take frames of (C, H, W)."""
+    for model in models.values():
+        check = getattr(model, "check_frame_shape", None)
+        if check is not None:
+            check(frame_shape)
+
+
+def batch_loader(dataset: ClipDataset, indices: list[int], batch_size: int) -> DataLoader:
+    return DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False)
+
+
+@torch.no_grad()
+def rollouts(
+    models: Mapping[str, nn.Module],
+    batch: dict[str, torch.Tensor],
+    context: int,
+    horizon: int,
+    device: str | torch.device = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Every model's [B, horizon, C, H, W] rollout from the first ``context`` frames of a
+    model batch, with what else it conditions on (``PredictorTask.conditioning``: the
+    window's actions [B, Tc + horizon, A] when the data has them, states for CDNA)."""
+    frames = batch["frames"][:, :context].to(device)
+    # Models that are not tasks (baselines, user modules) get the contract's actions.
+    actions = batch.get("actions")
+    plain = {} if actions is None else {"actions": actions[:, : context + horizon]}
+    predictions = {}
+    for name, model in models.items():
+        conditioning = getattr(model, "conditioning", None)
+        inputs = conditioning(batch, context + horizon) if conditioning else plain
+        inputs = {key: value.to(device) for key, value in inputs.items()}
+        predictions[name] = model.rollout(frames, horizon, **inputs)
+    return predictions
+
+
+def evaluate(
+    models: Mapping[str, nn.Module],
+    loader: DataLoader,
+    context: int,
+    horizon: int,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Results:
+    """Per-step mean MSE / PSNR / SSIM of every model over all windows of ``loader``."""
+    metrics = {name: PerStepMetrics(horizon).to(device) for name in models}
+    batches = track(loader, "evaluating", console=Console(stderr=True), disable=not progress)
+    for raw in batches:
+        batch = to_model_batch(raw)
+        target = batch["frames"][:, context : context + horizon].to(device)
+        for name, prediction in rollouts(models, batch, context, horizon, device).items():
+            metrics[name].update(prediction, target)
+    return {
+        name: {k: v.cpu() for k, v in metric.compute().items()} for name, metric in metrics.items()
+    }
+
+
+def write_metrics_csv(results: Results, path: Path) -> Path:
+    """Long format ``model,metric,step,value``: step 1..horizon, then a ``mean`` row."""
+    rows = ["model,metric,step,value"]
+    for model, by_metric in results.items():
+        for name in METRIC_NAMES:
+            values = by_metric[name].tolist()
+            rows += [f"{model},{name},{step},{v:.10g}" for step, v in enumerate(values, 1)]
+            rows.append(f"{model},{name},mean,{sum(values) / len(values):.10g}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def summary(results: Results, baseline: str = "copy_last") -> list[dict[str, float | str]]:
+    """One row per model: mean MSE / PSNR / SSIM over steps and the MSE ratio to baseline."""
+    base_mse = results[baseline]["mse"].mean().item() if baseline in results else math.nan
+    return [
+        {
+            "model": model,
+            **{name: by_metric[name].mean().item() for name in METRIC_NAMES},
+            "mse_ratio": by_metric["mse"].mean().item() / base_mse,
+        }
+        for model, by_metric in results.items()
+    ]
+
+
+def write_metrics_md(results: Results, path: Path, baseline: str = "copy_last") -> Path:
+    lines = [
+        f"| model | MSE | PSNR (dB) | SSIM | MSE / {baseline} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in summary(results, baseline):
+        lines.append(
+            f"| {row['model']} | {row['mse']:.4e} | {row['psnr']:.2f} | {row['ssim']:.4f} "
+            f"| {row['mse_ratio']:.3f} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,159 @@
+"""Two-stream video GAN: Vondrick, Pirsiavash & Torralba (2016), "Generating Videos with Scene
+Dynamics", NIPS, arXiv:1609.02612; layer sizes from the released Torch code
+(cvondrick/videogan ``main.lua``, ``main_conditional.lua``).
+
+The generator draws a moving foreground with 3-D fractionally-strided convolutions, ending in
+a tanh video f and a sigmoid mask m, and a static background b with 2-D ones; the video is
+m * f + (1 - m) * b with b repeated over time. The discriminator is a 3-D conv net. Every
+stride-2 layer doubles (or halves) T, H and W, so ``size`` fixes the depth: log2(size / 4)
+layers from 4x4, and the first (last) layer's time kernel, frames / 2^depth, fixes the
+length. The paper's 32 frames at 64x64 is depth 4 with a time kernel of 2; ``channels``
+scales every width for CPU configs. Videos are ``B T C H W`` in [-1, 1] at the interfaces.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+
+class VideoParts(NamedTuple):
+    """A generated video and what it is made of, all ``[B, T, C, H, W]``."""
+
+    video: Tensor  # m * f + (1 - m) * b, in [-1, 1]
+    foreground: Tensor  # f, in [-1, 1]
+    background: Tensor  # b repeated over T, in [-1, 1]
+    mask: Tensor  # m, one channel, in [0, 1]
+
+
+def vgan_depth(frames: int, size: int) -> tuple[int, int]:
+    """(stride-2 layers, time kernel of the 4x4 end) for ``frames`` x ``size`` x ``size``."""
+    depth = round(math.log2(size / 4)) if size >= 8 else 0
+    if depth < 1 or 4 * 2**depth != size:
+        raise ValueError(f"size must be 4 times a power of two (8, 16, 32, 64, ...), got {size}")
+    if frames % 2**depth:
+        raise ValueError(f"frames must be a multiple of {2**depth} at size {size}, got {frames}")
+    return depth, frames // 2**depth
+
+
+def init_vgan_weights(module: nn.Module) -> None:
+    """The released code's init: conv weights N(0, 0.01), zero biases, BN gamma N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def _up(dims: int, cin: int, cout: int, kernel: int | tuple = 4, stride: int = 2, pad: int = 1):
+    """Fractionally-strided conv, batch norm, ReLU: every hidden generator layer."""
+    conv = nn.ConvTranspose3d if dims == 3 else nn.ConvTranspose2d
+    norm = nn.BatchNorm3d if dims == 3 else nn.BatchNorm2d
+    return nn.Sequential(conv(cin, cout, kernel, stride, pad), norm(cout), nn.ReLU(inplace=True))
+
+
+class TwoStreamDecoder(nn.Module):
+    """Foreground (3-D, tanh video + sigmoid mask) and background (2-D, tanh) streams.
+
+    ``fg_stem`` / ``bg_stem`` bring the code to ``widths[0]`` channels at 4x4; each later width
+    is one stride-2 layer; the output heads make the last doubling.
+    """
+
+    def __init__(self, fg_stem: nn.Module, bg_stem: nn.Module, widths: list[int]) -> None:
+        super().__init__()
+        pairs = list(zip(widths[:-1], widths[1:], strict=True))
+        self.foreground = nn.Sequential(fg_stem, *(_up(3, a, b) for a, b in pairs))
+        self.background = nn.Sequential(bg_stem, *(_up(2, a, b) for a, b in pairs))
+        self.video_head = nn.ConvTranspose3d(widths[-1], 3, 4, 2, 1)
+        self.mask_head = nn.ConvTranspose3d(widths[-1], 1, 4, 2, 1)
+        self.background_head = nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1)
+
+    def forward(self, fg_code: Tensor, bg_code: Tensor) -> VideoParts:
+        """fg_code [B, C, T0, h, w], bg_code [B, C', h', w'] -> parts [B, T, C, H, W]."""
+        hidden = self.foreground(fg_code)  # B C T/2 H/2 W/2
+        foreground = torch.tanh(self.video_head(hidden)).transpose(1, 2)  # B T 3 H W
+        mask = torch.sigmoid(self.mask_head(hidden)).transpose(1, 2)  # B T 1 H W
+        background = torch.tanh(self.background_head(self.background(bg_code)))  # B 3 H W
+        background = background.unsqueeze(1).expand_as(foreground)
+        video = mask * foreground + (1 - mask) * background
+        return VideoParts(video, foreground, background, mask)
+
+
+class VideoGenerator(nn.Module):
+    """Unconditional generator: z [B, z_dim] ~ N(0, I) -> video. Paper: widths 512-256-128-64."""
+
+    def __init__(self, frames: int = 32, size: int = 64, z_dim: int = 100, channels: int = 64):
+        super().__init__()
+        self.frames, self.size, self.z_dim = frames, size, z_dim
+        depth, time_kernel = vgan_depth(frames, size)
+        widths = [channels * 2 ** (depth - 1 - i) for i in range(depth)]
+        fg_stem = _up(3, z_dim, widths[0], (time_kernel, 4, 4), 1, 0)  # z as z_dim x 1x1x1
+        bg_stem = _up(2, z_dim, widths[0], 4, 1, 0)
+        self.decoder = TwoStreamDecoder(fg_stem, bg_stem, widths)
+        init_vgan_weights(self)
+
+    def forward(self, z: Tensor) -> VideoParts:
+        code = z.view(len(z), self.z_dim, 1, 1)
+        return self.decoder(code.unsqueeze(2), code)
+
+    def sample_noise(self, num: int, generator: torch.Generator | None = None) -> Tensor:
+        device = self.decoder.video_head.weight.device
+        return torch.randn(num, self.z_dim, generator=generator, device=device)
+
+
+class FutureGenerator(nn.Module):
+    """Conditional generator (``main_conditional.lua``): one frame [B, 3, H, W] -> video.
+
+    A 2-D encoder (paper: 128-256-512-1024, no BN on the first layer) replaces z; its 4x4 code
+    seeds the background decoder directly and the foreground after a (T0, 1, 1) time kernel.
+    """
+
+    def __init__(self, frames: int = 32, size: int = 64, channels: int = 128) -> None:
+        super().__init__()
+        self.frames, self.size = frames, size
+        depth, time_kernel = vgan_depth(frames, size)
+        enc = [channels * 2**i for i in range(depth)]
+        layers: list[nn.Module] = [nn.Conv2d(3, enc[0], 4, 2, 1), nn.ReLU(inplace=True)]
+        for a, b in zip(enc[:-1], enc[1:], strict=True):
+            layers += [nn.Conv2d(a, b, 4, 2, 1), nn.BatchNorm2d(b, eps=1e-3), nn.ReLU(inplace=True)]
+        self.encoder = nn.Sequential(*layers)
+        code = enc[-1]
+        fg_stem = _up(3, code, code, (time_kernel, 1, 1), 1, 0)  # 1x4x4 -> T0x4x4
+        self.decoder = TwoStreamDecoder(fg_stem, nn.Identity(), [code, *enc[-2::-1]])
+        init_vgan_weights(self)
+
+    def forward(self, image: Tensor) -> VideoParts:
+        code = self.encoder(image)  # B C 4 4
+        return self.decoder(code.unsqueeze(2), code)
+
+
+class VideoDiscriminator(nn.Module):
+    """3-D conv net, video [B, T, 3, H, W] -> one real/fake logit each [B].
+
+    Paper widths 64-128-256-512 (128-... for the conditional model), LeakyReLU 0.2, BN
+    (eps 1e-3) on all but the first layer. The released 2-way softmax is one logit here:
+    softmax over (a, b) equals sigmoid(a - b), so the losses are the same.
+    """
+
+    def __init__(self, frames: int = 32, size: int = 64, channels: int = 64) -> None:
+        super().__init__()
+        depth, time_kernel = vgan_depth(frames, size)
+        widths = [channels * 2**i for i in range(depth)]
+        layers: list[nn.Module] = [nn.Conv3d(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [
+                nn.Conv3d(a, b, 4, 2, 1),
+                nn.BatchNorm3d(b, eps=1e-3),
+                nn.LeakyReLU(0.2, True),
+            ]
+        layers.append(nn.Conv3d(widths[-1], 1, (time_kernel, 4, 4)))
+        self.net = nn.Sequential(*layers)
+        init_vgan_weights(self)
+
+    def forward(self, video: Tensor) -> Tensor:
+        return self.net(video.transpose(1, 2)).flatten()  # B C T H W -> [B]

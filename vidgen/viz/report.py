@@ -1,0 +1,80 @@
+"""The comparison report: metric curves per future step and one self-contained HTML page
+that shows the table, the curves and the side-by-side video (files beside it, linked
+relatively, so the folder can be copied or served as is)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+
+from vidgen.eval.metrics import METRIC_NAMES
+
+LABELS = {"mse": "MSE (lower is better)", "psnr": "PSNR, dB", "ssim": "SSIM"}
+
+
+def plot_curves(
+    results: Mapping[str, Mapping[str, torch.Tensor]], path: Path | None = None
+) -> Figure:
+    """One panel per metric: value against future step, one line per model; saved to
+    ``path`` when given. A bare Figure (no pyplot), so notebooks keep their own backend."""
+    fig = Figure(figsize=(4.2 * len(METRIC_NAMES), 3.4))
+    axes = fig.subplots(1, len(METRIC_NAMES))
+    for ax, name in zip(axes, METRIC_NAMES, strict=True):
+        for model, by_metric in results.items():
+            values = by_metric[name].tolist()
+            style = "--" if model == "copy_last" else "-"
+            ax.plot(range(1, len(values) + 1), values, style, marker="o", ms=3, label=model)
+        ax.set(xlabel="future step", title=LABELS[name])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def write_report(
+    out: Path,
+    rows: list[dict[str, float | str]],
+    settings: Mapping[str, object],
+    files: Mapping[str, str],
+) -> Path:
+    """``report.html`` in ``out``; ``files`` names the curves, video, csv and md in ``out``."""
+    header = "<tr><th>model</th><th>MSE</th><th>PSNR (dB)</th><th>SSIM</th>"
+    header += "<th>MSE / copy-last</th></tr>"
+    body = "".join(
+        f"<tr><td>{html.escape(str(r['model']))}</td><td>{r['mse']:.4e}</td>"
+        f"<td>{r['psnr']:.2f}</td><td>{r['ssim']:.4f}</td><td>{r['mse_ratio']:.3f}</td></tr>"
+        for r in rows
+    )
+    setting_items = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in settings.items()
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vidgen comparison</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; }} td, th {{ padding: .3rem .8rem; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }} tr:nth-child(even) {{ background: #f3f3f3; }}
+th {{ border-bottom: 2px solid #444; }} img, video {{ max-width: 100%; }}
+</style></head><body>
+<h1>vidgen comparison</h1>
+<ul>{setting_items}</ul>
+<h2>Mean over {html.escape(str(settings.get("horizon", "")))} predicted frames</h2>
+<table><thead>{header}</thead><tbody>{body}</tbody></table>
+<p><a href="{files["csv"]}">{files["csv"]}</a> (per step) &middot;
+<a href="{files["md"]}">{files["md"]}</a></p>
+<h2>Per future step</h2>
+<img src="{files["curves"]}" alt="metrics per future step">
+<h2>Side by side</h2>
+<p>Ground truth, then every model, on the same clips; a red border marks predicted frames.</p>
+<video src="{files["video"]}" controls autoplay muted loop playsinline></video>
+</body></html>
+"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
