@@ -35,7 +35,7 @@ def quality(minutes: float, data_dir: Path) -> dict[str, float]:
         f"paths.output_dir={out}",
         f"paths.log_dir={out}",
         f"paths.data_dir={data_dir}",
-        f"+trainer.max_time={{minutes: {minutes}}}",
+        f"+trainer.max_time=00:00:{int(minutes):02d}:{round(minutes % 1 * 60):02d}",
         "trainer.enable_progress_bar=false",
     ]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
