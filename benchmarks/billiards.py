@@ -156,7 +156,7 @@ def planning_success(net: torch.nn.Module, problems: list[dict]) -> float:
         )
         reached = final_position(problem, plan.force.double().numpy())
         hits += np.linalg.norm(reached - problem["target"]) <= 2 * problem["radii"][0]
-    return hits / len(problems)
+    return float(hits / len(problems))
 
 
 def random_success(problems: list[dict], config: BilliardsConfig, seed: int) -> float:

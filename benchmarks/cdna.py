@@ -7,7 +7,7 @@ the true actions, with the actions of another clip (a cyclic shift over the batc
 copy-last-frame. Prints PSNR / SSIM means over the 8 predicted frames and the gains in dB,
 and writes benchmarks/results/cdna.{json,md}.
 
-    flock /tmp/vidgen-heavy.lock python benchmarks/cdna.py        # ~22 min on 2 cores
+    flock /tmp/vidgen-heavy.lock python benchmarks/cdna.py        # ~11 min on 2 cores
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heads", nargs="+", default=["cdna", "dna", "stp"])
-    parser.add_argument("--minutes", type=float, default=12.0, help="CDNA's training budget")
-    parser.add_argument("--other-minutes", type=float, default=5.0, help="DNA's and STP's")
+    parser.add_argument("--minutes", type=float, default=6.0, help="CDNA's training budget")
+    parser.add_argument("--other-minutes", type=float, default=2.0, help="DNA's and STP's")
     # One thread is robust on a shared CPU: spinning OpenMP threads collapse under contention.
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", default=str(RESULTS / "data" / "pusher32"))
