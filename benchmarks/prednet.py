@@ -126,7 +126,9 @@ def main() -> None:
             f"(goal <= 0.5) after {q['train_and_test_seconds'] / 60:.1f} min"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "prednet.json").write_text(json.dumps(results, indent=2))
+    path = RESULTS / "prednet.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**previous, **results}, indent=2))  # keep the part not rerun
 
 
 if __name__ == "__main__":
