@@ -11,6 +11,7 @@ most ``--minutes`` each, then on held-out episodes that have collisions, from la
 
     flock /tmp/vidgen-heavy.lock python -m benchmarks.billiards            # ~20 min x 2
     python -m benchmarks.billiards --minutes 2 --plans 10 --episodes 40     # a quick trial
+    python -m benchmarks.billiards --reuse --plans-only  # planning with the saved checkpoints
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from vidgen.sim.billiards import (
     run_physics,
     simulate,
 )
-from vidgen.tasks.billiards import erase_balls, imagine, plan_force
+from vidgen.tasks.billiards import PLAN_STRIDE, erase_balls, imagine, plan_force
 from vidgen.viz.billiards import side_by_side
 from vidgen.viz.video import write_mp4
 
@@ -142,7 +143,7 @@ def initial_frame(problem: dict) -> torch.Tensor:
     return torch.from_numpy(image).permute(2, 0, 1).float().div(255.0)
 
 
-def planning_success(net: torch.nn.Module, problems: list[dict]) -> float:
+def planning_success(net: torch.nn.Module, problems: list[dict], stride: int) -> float:
     hits = 0
     for problem in problems:
         target = torch.tensor(problem["target"], dtype=torch.float32)
@@ -153,6 +154,7 @@ def planning_success(net: torch.nn.Module, problems: list[dict]) -> float:
             len(problem["radii"]),
             horizon=HORIZON,
             candidates=48,
+            stride=stride,
         )
         reached = final_position(problem, plan.force.double().numpy())
         hits += np.linalg.norm(reached - problem["target"]) <= 2 * problem["radii"][0]
@@ -170,6 +172,22 @@ def random_success(problems: list[dict], config: BilliardsConfig, seed: int) -> 
             ]
         )
     )
+
+
+def planning_report(nets: dict[str, torch.nn.Module], count: int, stride: int) -> dict:
+    """Success rates of the random force and of each trained model's planner."""
+    problems = planning_problems(HELD_OUT["larger_tables"], count, seed=7)
+    report = {
+        "problems": count,
+        "stride": stride,
+        "random_force": random_success(problems, HELD_OUT["larger_tables"], 8),
+    }
+    for name in ("oc", "fc"):
+        if name in nets:
+            start = time.perf_counter()
+            report[name] = planning_success(nets[name], problems, stride)
+            report[f"{name}_seconds"] = time.perf_counter() - start
+    return report
 
 
 def imagination_video(net: torch.nn.Module, batch: dict[str, torch.Tensor], path: Path) -> None:
@@ -203,16 +221,39 @@ def main() -> None:
     parser.add_argument("--plans", type=int, default=40, help="planning problems")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default="oc,fc")
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip training: score the saved last.ckpt files"
+    )
+    parser.add_argument(
+        "--plans-only", action="store_true", help="with --reuse: rerun only the planning part"
+    )
+    parser.add_argument(
+        "--plan-stride", type=int, default=PLAN_STRIDE, help="frames imagined per look"
+    )
     args = parser.parse_args()
+    if args.plans_only and not args.reuse:
+        parser.error("--plans-only needs --reuse")
     torch.set_num_threads(args.threads)
     out = RESULTS / "billiards"
+    saved = out / "billiards.json"
+    # A rerun on saved checkpoints keeps the figures it does not recompute.
+    report = json.loads(saved.read_text()) if args.reuse and saved.exists() else {}
     nets, timings = {"constant_velocity": ConstantVelocity(HORIZON)}, {}
     for name in args.models.split(","):
         start = time.perf_counter()
-        nets[name] = train_model(f"billiards_{name}_cpu", args.minutes, out).net
-        timings[name] = time.perf_counter() - start
-    report: dict = {"train_seconds": timings, "minutes_per_model": args.minutes}
+        if args.reuse:
+            ckpt = out / f"billiards_{name}_cpu" / "checkpoints" / "last.ckpt"
+            if not ckpt.exists():
+                parser.error(f"--reuse: no checkpoint at {ckpt}")
+            nets[name] = load(ckpt).net.eval()
+        else:
+            nets[name] = train_model(f"billiards_{name}_cpu", args.minutes, out).net
+            timings[name] = time.perf_counter() - start
+    if not args.reuse:
+        report.update(train_seconds=timings, minutes_per_model=args.minutes)
     for seed, (set_name, config) in enumerate(HELD_OUT.items(), start=1):
+        if args.plans_only:
+            break
         batch = held_out_episodes(config, args.episodes, seed)
         scores = {name: trajectory_scores(net, batch) for name, net in nets.items()}
         baseline = scores["constant_velocity"]
@@ -222,20 +263,14 @@ def main() -> None:
         report[set_name] = scores
         if "oc" in nets and set_name == "larger_tables":
             imagination_video(nets["oc"], batch, out / "imagination_oc.mp4")
-    problems = planning_problems(HELD_OUT["larger_tables"], args.plans, seed=7)
-    report["planning"] = {"random_force": random_success(problems, HELD_OUT["larger_tables"], 8)}
-    for name in ("oc", "fc"):
-        if name in nets:
-            start = time.perf_counter()
-            report["planning"][name] = planning_success(nets[name], problems)
-            report["planning"][f"{name}_seconds"] = time.perf_counter() - start
-    (out / "billiards.json").write_text(json.dumps(report, indent=2))
+    report["planning"] = planning_report(nets, args.plans, args.plan_stride)
+    saved.write_text(json.dumps(report, indent=2))
     lines = [
         "| model | set | position error | ratio to CV | near collisions | ratio |",
         "|---|---|---|---|---|---|",
     ]
     for set_name in HELD_OUT:
-        for name, s in report[set_name].items():
+        for name, s in report.get(set_name, {}).items():
             lines.append(
                 f"| {name} | {set_name} | {s['position']:.2f} | {s['position_ratio_to_cv']:.3f} "
                 f"| {s['position_near_collision']:.2f} "

@@ -372,3 +372,11 @@ def test_vidgen_plan_writes_a_video_and_reports(billiards_data, tmp_path, capsys
     with pytest.raises(SystemExit) as exit_info:
         plan_main([f"ckpt={ckpt}", "--target", "300", "--out", str(out)])
     assert exit_info.value.code == 2
+
+
+def test_billiards_benchmark_plans_only_needs_reuse(monkeypatch) -> None:
+    from benchmarks import billiards as benchmark
+
+    monkeypatch.setattr("sys.argv", ["billiards", "--plans-only"])
+    with pytest.raises(SystemExit):
+        benchmark.main()

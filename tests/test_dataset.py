@@ -5,10 +5,18 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
-from vidgen.data import ClipDataset, VideoDataModule, open_clips, to_model_batch
+from vidgen.data import (
+    ClipDataset,
+    ClipWriter,
+    VideoDataModule,
+    collate_windows,
+    open_clips,
+    to_model_batch,
+)
 
 
 def test_items_are_the_stored_frames(tiny_dataset):
@@ -39,6 +47,34 @@ def test_lazy_open_under_two_workers(tiny_dataset):
     loader = DataLoader(ds, batch_size=8, num_workers=2, shuffle=True)
     seen = torch.cat([batch["index"] for batch in loader])
     assert sorted(seen.tolist()) == list(range(len(ds)))
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_batched_reads_match_single_windows(tiny_dataset, step):
+    ds = ClipDataset(tiny_dataset / "train.h5", length=4, step=step)
+    indices = [5, 0, 11, 5]
+    expected = default_collate([ds[i] for i in indices])
+    # In workers the batch arrives in shared memory and collate_windows passes it through;
+    # the default collate_fn stacks the per-window views and gets the same batch.
+    for collate_fn, workers in ((collate_windows, 2), (default_collate, 0)):
+        loader = DataLoader(
+            ds, batch_size=4, sampler=indices, num_workers=workers, collate_fn=collate_fn
+        )
+        (batch,) = list(loader)
+        assert batch.keys() == expected.keys()
+        for key in expected:
+            assert torch.equal(batch[key], expected[key]), key
+
+
+def test_auto_workers_only_for_compressed_frames(tiny_dataset, tmp_path):
+    with ClipWriter(tmp_path / "train.h5", fps=10, source="test") as writer:
+        writer.add_episode("a", np.zeros((12, 16, 16, 3), np.uint8))
+    compressed = VideoDataModule(tiny_dataset)
+    uncompressed = VideoDataModule(tmp_path)
+    assert compressed.workers(compressed.dataset("train")) >= 1
+    assert uncompressed.workers(uncompressed.dataset("train")) == 0
+    explicit = VideoDataModule(tmp_path, num_workers=3)
+    assert explicit.workers(explicit.dataset("train")) == 3
 
 
 def test_datamodule_batches_are_float_btchw(tiny_dataset):

@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import math
 
+import av
 import cv2
 import hydra
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from hydra import compose, initialize_config_dir
+from torch.utils.data import DataLoader, default_collate
 
 from conftest import compose_train, experiments_of
 from data_prep.stabilize import Stabilizer
+from vidgen.cli.compare import compare
 from vidgen.cli.prep import main as prep_main
-from vidgen.cli.train import train
-from vidgen.data.store import open_clips
+from vidgen.cli.rollout import render_rollout
+from vidgen.cli.train import CONFIG_DIR, train
+from vidgen.data import ClipDataset, open_clips, to_model_batch
 from vidgen.errors import VidgenError
 from vidgen.eval.fvd import FVDProtocol, I3DEmbedding, frechet_distance, fvd, gaussian_statistics
 from vidgen.eval.plausibility import ball_plausibility, detect_balls
@@ -233,6 +237,40 @@ def test_future_checkpoint_rebuilds_and_logs_parts(tmp_path, tiny_overrides):
     logged = {p.name for p in tmp_path.glob("**/samples/epoch_000_*.png")}
     assert logged == {f"epoch_000_{n}.png" for n in ("video", "foreground", "background", "mask")}
     assert list(tmp_path.glob("**/samples/epoch_000.mp4"))
+
+
+def compose_command(name: str, overrides: list[str]):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+def test_samples_render_and_compare_scores_them(tmp_path, tiny_dataset, tiny_overrides, capsys):
+    run = tmp_path / "run"
+    overrides = [*tiny_overrides, *SMALL, "trainer.max_epochs=1", "test=false"]
+    train(compose_train(["experiment=vgan_bouncing", *overrides], run))
+    ckpt = run / "checkpoints" / "last.ckpt"
+
+    out = tmp_path / "samples.mp4"
+    args = [f"ckpt={ckpt}", f"out={out}", "clips=3", "frames=true", "upscale=1"]
+    render_rollout(compose_command("rollout", args))
+    with av.open(str(out)) as video:
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    # 8 frames; 3 samples side by side; video, foreground, background and mask stacked.
+    assert len(frames) == 8 and frames[0].shape == (4 * 32, 3 * 32, 3)
+    assert out.with_suffix(".png").exists()
+
+    base = [f"ckpts=[{ckpt}]", "names=[vgan]", f"data.root={tiny_dataset}", "progress=false"]
+    base += ["context=2", "horizon=6"]
+    with pytest.raises(VidgenError, match="scored on their samples only"):
+        compare(compose_command("compare", [*base, f"out={tmp_path / 'refused'}"]))
+    report = tmp_path / "report"
+    compare(compose_command("compare", [*base, f"out={report}", "plausibility=true"]))
+    table = (report / "generative.md").read_text().splitlines()[2:]
+    rows = {line.split("|")[1].strip(): line for line in table}
+    assert set(rows) == {"real", "copy_last", "vgan"}
+    windows = ClipDataset(tiny_dataset / "test.h5", 8, mode="unique")
+    real = to_model_batch(default_collate([windows[i] for i in range(len(windows))]))["frames"]
+    assert f"| {ball_plausibility(real)['score']:.4g} |" in rows["real"]
 
 
 def test_ddp_simulated_on_cpu(tmp_path, tiny_overrides):

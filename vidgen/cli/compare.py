@@ -3,8 +3,12 @@
 vidgen-compare ckpts=[runs/prednet.ckpt,runs/extrap.ckpt] data=data/caltech out=reports/caltech
 vidgen-compare ckpts=[a.ckpt] names=[ours] context=5 horizon=15 clips=200 device=cuda
 
+vidgen-compare ckpts=[vgan.ckpt,future.ckpt] plausibility=true fvd_weights=i3d.pt  # generators
+
 Writes into ``out``: metrics.csv (model,metric,step,value), metrics.md, curves.png,
-side_by_side.mp4 and report.html, which shows all of them.
+side_by_side.mp4 and report.html, which shows all of them; with ``plausibility`` or
+``fvd_weights`` also generative.md. Unconditional generators (no ``rollout``) are scored on
+their samples by those two only.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ from vidgen.eval.compare import (
     write_metrics_csv,
     write_metrics_md,
 )
+from vidgen.eval.fvd import I3DEmbedding
+from vidgen.eval.generative import (
+    ball_spec_of,
+    generated_clips,
+    generative_scores,
+    write_scores_md,
+)
 from vidgen.loading import load
 from vidgen.viz.grid import comparison_panels, video_grid
 from vidgen.viz.report import plot_curves, write_report
@@ -44,6 +55,7 @@ FILES = {
     "md": "metrics.md",
     "curves": "curves.png",
     "video": "side_by_side.mp4",
+    "generative": "generative.md",
 }
 
 
@@ -78,10 +90,19 @@ def compare(cfg: DictConfig) -> Results:
     names = model_names(ckpts, cfg.names)
     models = {name: load(ckpt, cfg.device) for name, ckpt in zip(names, ckpts, strict=True)}
     models.setdefault("copy_last", BASELINES["copy_last"]())
+    samplers = {name: m for name, m in models.items() if not hasattr(m, "rollout")}
+    if samplers and not (cfg.plausibility or cfg.fvd_weights):
+        raise VidgenError(
+            f"{', '.join(samplers)}: unconditional generators are scored on their samples only; "
+            "add plausibility=true (bouncing balls) or fvd_weights=PATH."
+        )
     datamodule = hydra.utils.instantiate(cfg.data)
     context, horizon = cfg.context, cfg.horizon
     windows = held_out_windows(datamodule, cfg.split, context, horizon)
     check_fits(models, datamodule.frame_shape)
+    spec = ball_spec_of(windows.path) if cfg.plausibility else None
+    embed = I3DEmbedding(cfg.fvd_weights, cfg.device) if cfg.fvd_weights else None
+    models = {name: m for name, m in models.items() if name not in samplers}
     chosen = pick_windows(len(windows), cfg.clips)
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -93,12 +114,21 @@ def compare(cfg: DictConfig) -> Results:
         shown = default_collate([windows[i] for i in chosen[: cfg.video_clips]])
         batch = to_model_batch(shown)
         predictions = rollouts(models, batch, context, horizon, cfg.device)
+        scores = None
+        if spec or embed:
+            torch.manual_seed(cfg.seed)
+            clips = generated_clips(
+                models, samplers, loader, context, horizon, cfg.device, cfg.seed
+            )
+            scores, protocol = generative_scores(clips, spec, embed, cfg.fvd_frames)
     finally:
         torch.use_deterministic_algorithms(deterministic)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_metrics_csv(results, out / FILES["csv"])
     write_metrics_md(results, out / FILES["md"])
+    if scores is not None:
+        write_scores_md(scores, out / FILES["generative"], protocol)
     plot_curves(results, out / FILES["curves"])
     panels = comparison_panels(batch["frames"], predictions, context)
     video = video_grid(panels, context, cfg.upscale)
@@ -110,6 +140,8 @@ def compare(cfg: DictConfig) -> Results:
         "horizon": horizon,
         "checkpoints": ", ".join(f"{n} = {c}" for n, c in zip(names, ckpts, strict=True)),
     }
+    if scores is not None:
+        settings["generative scores"] = f"{FILES['generative']} ({protocol or 'plausibility'})"
     rows = summary(results)
     write_report(out, rows, settings, FILES)
     console = Console()
@@ -118,6 +150,8 @@ def compare(cfg: DictConfig) -> Results:
             f"{row['model']:>16}  MSE {row['mse']:.4e}  PSNR {row['psnr']:6.2f}  "
             f"SSIM {row['ssim']:.4f}  MSE/copy-last {row['mse_ratio']:.3f}"
         )
+    if scores is not None:
+        console.print((out / FILES["generative"]).read_text(), markup=False)
     console.print(f"report: {out / 'report.html'}")
     return results
 

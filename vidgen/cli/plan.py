@@ -30,7 +30,7 @@ from vidgen.sim.billiards import (
     random_table,
     run_physics,
 )
-from vidgen.tasks.billiards import BilliardsTask, plan_force
+from vidgen.tasks.billiards import PLAN_STRIDE, BilliardsTask, plan_force
 from vidgen.viz.billiards import plan_frames
 from vidgen.viz.video import write_mp4
 
@@ -47,9 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--horizon", type=int, default=20, help="frames until the ball is judged")
     parser.add_argument("--candidates", type=int, default=64, help="forces per CEM iteration")
     parser.add_argument("--iterations", type=int, default=3, help="cross-entropy iterations")
-    parser.add_argument(
-        "--stride", type=int, default=None, help="imagine N frames per look (default: horizon)"
-    )
+    parser.add_argument("--stride", type=int, default=PLAN_STRIDE, help="frames imagined per look")
     parser.add_argument("--out", default="plan.mp4")
     parser.add_argument("--fps", type=float, default=10.0)
     return parser

@@ -3,9 +3,12 @@
 vidgen-rollout ckpt=logs/demo/<run>/checkpoints/last.ckpt               # demo data
 vidgen-rollout ckpt=runs/prednet.ckpt data=data/caltech out=rollout.mp4 context=10 horizon=20
 vidgen-rollout ckpt=... random=true seed=3 clips=4 frames=true          # plus a PNG strip
+vidgen-rollout ckpt=logs/vgan_bouncing/<run>/checkpoints/last.ckpt out=samples.mp4 clips=6
 
 Each row is one clip: context | ground truth | prediction | error heat map. The horizon may
 run past the clip; the truth and error columns are gray where there is no ground truth.
+An unconditional generator's checkpoint gives ``clips`` samples (seeded by ``seed``) side by
+side instead, with its foreground, background and mask below; it reads no data.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import torch
 from omegaconf import DictConfig
 from rich.console import Console
 from torch.utils.data import default_collate
-from torchvision.utils import save_image
+from torchvision.utils import make_grid, save_image
 
 from vidgen.cli.command import hydra_command
 from vidgen.data.dataset import to_model_batch
 from vidgen.errors import VidgenError
 from vidgen.eval.compare import check_fits, held_out_windows, pick_windows, rollouts
 from vidgen.loading import load
+from vidgen.tasks.vgan import VGANTask, parts_video
 from vidgen.viz.grid import rollout_grid, rollout_panels, video_grid
 from vidgen.viz.video import write_mp4
 
@@ -34,6 +38,8 @@ def render_rollout(cfg: DictConfig) -> Path:
     if out.suffix != ".mp4":
         raise VidgenError(f"out={out} must name an .mp4 file.")
     model = load(cfg.ckpt, cfg.device)
+    if isinstance(model, VGANTask):
+        return render_samples(model, cfg, out)
     datamodule = hydra.utils.instantiate(cfg.data)
     context, horizon = cfg.context, cfg.horizon
     windows = held_out_windows(datamodule, cfg.split, context, horizon, full_truth=False)
@@ -60,6 +66,20 @@ def render_rollout(cfg: DictConfig) -> Path:
         full_truth = panels[1].frames.nan_to_num(0.5)
         save_image(rollout_grid(full_truth, panels[2].frames[:, context:]), out.with_suffix(".png"))
     Console().print(f"wrote {out} ({len(chosen)} clips, {context} context + {horizon} predicted)")
+    return out
+
+
+def render_samples(model: VGANTask, cfg: DictConfig, out: Path) -> Path:
+    """``clips`` samples and their separated parts as one mp4 (and with ``frames`` a strip
+    of the videos, one row per sample)."""
+    if cfg.clips is None or cfg.clips < 1:
+        raise VidgenError(f"clips must be at least 1 sample, got {cfg.clips}.")
+    parts = model.sample(cfg.clips, seed=cfg.seed)
+    write_mp4(parts_video(parts), out, cfg.fps or 10.0, upscale=cfg.upscale or 2)
+    if cfg.frames:
+        videos = parts.video.cpu()
+        save_image(make_grid(videos.flatten(0, 1), nrow=videos.shape[1]), out.with_suffix(".png"))
+    Console().print(f"wrote {out} ({cfg.clips} samples of {parts.video.shape[1]} frames)")
     return out
 
 

@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from vidgen.data.dataset import ClipDataset, to_model_batch
+from vidgen.data.dataset import ClipDataset, collate_windows, to_model_batch
 from vidgen.errors import VidgenError
 
 SPLITS = ("train", "val", "test")
@@ -31,7 +31,7 @@ class VideoDataModule(pl.LightningDataModule):
         step: int = 1,
         batch_size: int = 4,
         eval_batch_size: int | None = None,
-        num_workers: int = 2,
+        num_workers: int | str = "auto",
         samples_per_epoch: int | None = None,
         val_windows: int | None = None,
         train_mode: str = "all",
@@ -100,8 +100,18 @@ class VideoDataModule(pl.LightningDataModule):
         for split in wanted.get(stage or "", SPLITS):
             self.dataset(split)
 
+    def workers(self, dataset: ClipDataset) -> int:
+        """``num_workers``, where ``auto`` means worker processes only for compressed frames:
+        uncompressed windows read in the main process at ~0.8x a raw h5py read, while
+        handing them over from workers costs more in fresh shared memory than the read itself
+        (benchmarks/loader.py)."""
+        if self.num_workers != "auto":
+            return int(self.num_workers)
+        return min(4, os.cpu_count() or 1) if dataset.compressed else 0
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(split)
+        workers = self.workers(dataset)
         sampler = None
         if shuffle:
             sampler = RandomSampler(dataset, num_samples=self.samples_per_epoch)
@@ -109,10 +119,11 @@ class VideoDataModule(pl.LightningDataModule):
             dataset,
             batch_size=self.batch_size if shuffle else self.eval_batch_size,
             sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
             drop_last=shuffle,
+            collate_fn=collate_windows,
         )
 
     def train_dataloader(self) -> DataLoader:

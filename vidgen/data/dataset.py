@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from vidgen.data.store import DEFAULT_CHUNK_CACHE, PER_FRAME_KEYS, open_clips
 from vidgen.data.windows import window_span, window_starts
@@ -47,7 +47,8 @@ class ClipDataset(Dataset):
             self.keys = ["frames"] + [k for k in PER_FRAME_KEYS if k in f]
             self.keys += [f"objects/{k}" for k in f.get("objects", {})]
             self._arrays = {k: f[k][()] for k in self.keys} if in_memory else None
-            self._chunk_cache = 0 if f["frames"].compression is None else DEFAULT_CHUNK_CACHE
+            self.compressed = f["frames"].compression is not None
+            self._chunk_cache = DEFAULT_CHUNK_CACHE if self.compressed else 0
         if max_windows is not None:
             self.starts = self.starts[:max_windows]
         if len(self.starts) == 0:
@@ -72,21 +73,59 @@ class ClipDataset(Dataset):
         return self._handles
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value[0] for key, value in self._read([index]).items()}
+
+    def __getitems__(self, indices: list[int]) -> WindowBatch:
+        """The DataLoader's batched fetch: the windows are read straight into one batch, in
+        shared memory inside a worker (where ``default_collate`` would put its copy), so with
+        ``collate_windows`` each frame is copied once on its way to the model."""
+        return WindowBatch(self._read(indices, shared=get_worker_info() is not None))
+
+    def _read(self, indices: list[int], shared: bool = False) -> dict[str, torch.Tensor]:
         source = self._source()
-        start = int(self.starts[index])
         span = window_span(self.length, self.step)
-        # One contiguous read per key, then subsample: cheaper than a strided HDF5 selection.
-        item = {
-            key: torch.from_numpy(np.ascontiguousarray(source[key][start : start + span]))[
-                :: self.step
-            ]
-            for key in self.keys
-        }
-        item["index"] = torch.tensor(index)
-        return item
+        starts = self.starts[np.asarray(indices, dtype=np.int64)]
+        batch = {}
+        for key in self.keys:
+            array = source[key]
+            out = _empty((len(indices), self.length, *array.shape[1:]), array.dtype, shared)
+            out_np = out.numpy()
+            for row, start in enumerate(starts.tolist()):
+                if self.step == 1 and isinstance(array, h5py.Dataset):
+                    array.read_direct(out_np[row], np.s_[start : start + span])
+                else:  # one contiguous read, then subsample: cheaper than a strided selection
+                    out_np[row] = array[start : start + span][:: self.step]
+            batch[key] = out
+        batch["index"] = torch.as_tensor(indices, dtype=torch.long)
+        return batch
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_file": None, "_handles": {}, "_pid": None}
+
+
+class WindowBatch(list):
+    """Per-window views of a batch read at once: any ``collate_fn`` can stack them as usual,
+    ``collate_windows`` hands over the batch itself."""
+
+    def __init__(self, batch: dict[str, torch.Tensor]) -> None:
+        rows = range(len(batch["index"]))
+        super().__init__({key: value[i] for key, value in batch.items()} for i in rows)
+        self.batch = batch
+
+
+def collate_windows(windows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``collate_fn`` for ClipDataset batches: no copy of what ``__getitems__`` read."""
+    return windows.batch if isinstance(windows, WindowBatch) else default_collate(windows)
+
+
+def _empty(shape: tuple[int, ...], dtype: np.dtype, shared: bool) -> torch.Tensor:
+    """An uninitialised tensor; ``shared`` puts it in shared memory as ``default_collate``
+    does in workers, so that passing it to the main process copies nothing."""
+    dtype = torch.from_numpy(np.empty(0, dtype)).dtype
+    if not shared:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
 
 
 def to_model_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from vidgen.data.datamodule import VideoDataModule
-from vidgen.data.dataset import ClipDataset, to_model_batch
+from vidgen.data.dataset import ClipDataset, collate_windows, to_model_batch
 from vidgen.data.store import open_clips
 from vidgen.errors import VidgenError
 from vidgen.eval.metrics import METRIC_NAMES, PerStepMetrics
@@ -85,7 +85,9 @@ def check_fits(models: Mapping[str, nn.Module], frame_shape: tuple[int, int, int
 
 
 def batch_loader(dataset: ClipDataset, indices: list[int], batch_size: int) -> DataLoader:
-    return DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False)
+    return DataLoader(
+        Subset(dataset, indices), batch_size=batch_size, shuffle=False, collate_fn=collate_windows
+    )
 
 
 @torch.no_grad()

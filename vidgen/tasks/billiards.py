@@ -23,6 +23,7 @@ from vidgen.sim.billiards import BALL_COLORS, CLOTH, WALL, paint_balls
 from vidgen.tasks.base import OptimizerFactory, PredictorTask, SchedulerFactory
 
 COLOR_TOLERANCE = 0.12  # max channel difference (of 1) for a pixel to count as a ball's colour
+PLAN_STRIDE = 5  # frames the planner imagines per look (see plan_force)
 
 
 def find_balls(frames: Tensor, num_balls: int, arena: float) -> tuple[Tensor, Tensor]:
@@ -131,14 +132,18 @@ def plan_force(
     iterations: int = 3,
     elite: int = 8,
     seed: int = 0,
-    stride: int | None = None,
+    stride: int = PLAN_STRIDE,
 ) -> Plan:
     """The force on ``ball`` whose imagined position ``horizon`` frames later is closest to
     ``target`` (world units), by the cross-entropy method over direction and magnitude.
 
     ``frame`` [C, H, W] shows the balls at rest. The first population is a grid (directions x
     4 magnitudes over ``impulse``); each later one is drawn around the ``elite`` best so far.
-    Imagination looks every ``stride`` frames (default: the model's whole horizon).
+    Imagination looks every ``stride`` frames (at most the model's horizon). Committing the
+    whole horizon from the still first frame leaves the model blind to the motion it set off:
+    for the trained OC model on held-out larger tables and random forces, the imagined final
+    position missed the true one by a median 86 world units with one 20-frame look, 36 with a
+    look every 5 frames and 45 with one every frame (compounding error).
     """
     positions, radii = find_balls(frame[None, None], num_balls, net.arena)
     if not positions[0, 0, ball].isfinite().all():
@@ -171,7 +176,7 @@ def plan_force(
             np.repeat(background, n, axis=0),
             horizon,
             forces,
-            stride or net.horizon,
+            stride,
         )
         tried.append(params)
         finals.append(path[:, -1, ball])

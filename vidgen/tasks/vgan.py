@@ -35,6 +35,16 @@ def to_unit(parts: VideoParts) -> VideoParts:
     return VideoParts(*((x + 1) / 2 for x in parts[:3]), parts.mask)
 
 
+def parts_video(parts: VideoParts) -> Tensor:
+    """[0, 1] parts, each [B, T, C, H, W] -> one video [T, 3, 4H, BW]: clips side by side;
+    video, foreground, background and mask top to bottom."""
+    rows = [
+        torch.cat(part.detach().float().clamp(0, 1).expand(-1, -1, 3, -1, -1).unbind(0), dim=-1)
+        for part in parts
+    ]
+    return torch.cat(rows, dim=-2).cpu()
+
+
 class AdversarialTraining:
     """The GAN half shared by both tasks; they provide ``generate`` and ``generator_penalty``.
 
@@ -119,18 +129,15 @@ class AdversarialTraining:
         out = Path(folder) / "samples"
         out.mkdir(parents=True, exist_ok=True)
         stem = f"epoch_{trainer.current_epoch:03d}"
-        rows = []  # per part: clips side by side, [T, 3, H, B*W]
         for name, video in parts._asdict().items():
             video = video.detach().float().clamp(0, 1).expand(-1, -1, 3, -1, -1).cpu()
             grid = make_grid(video.flatten(0, 1), nrow=video.shape[1], padding=1)
             save_image(grid, out / f"{stem}_{name}.png")
-            rows.append(torch.cat(video.unbind(0), dim=-1))
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_video(f"samples/{name}", video, trainer.global_step)
-        # One mp4: video, foreground, background and mask stacked top to bottom.
         fps = getattr(trainer.datamodule, "fps", None) or 10.0
-        write_mp4(torch.cat(rows, dim=-2), out / f"{stem}.mp4", fps, upscale=2)
+        write_mp4(parts_video(parts), out / f"{stem}.mp4", fps, upscale=2)
 
 
 class VGANTask(AdversarialTraining, pl.LightningModule):
