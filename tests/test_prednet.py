@@ -247,9 +247,11 @@ def test_one_layer_toy_matches_hand_computation():
     torch.testing.assert_close(errors[0, :, 0], torch.stack(expected_errors), rtol=0, atol=1e-6)
 
 
-def test_multilayer_matches_reference():
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_multilayer_matches_reference(channels_last):
     torch.manual_seed(0)
-    model = _randomize_biases(PredNet((2, 3, 4), r_stack_sizes=(4, 5, 3)).double(), seed=4)
+    model = PredNet((2, 3, 4), r_stack_sizes=(4, 5, 3), channels_last=channels_last)
+    model = _randomize_biases(model.double(), seed=4)
     frames = _frames(2, 4, 2, 8, 12)
     preds, errors = model(frames)
     ref_preds, ref_errors = reference_prednet(model, frames)

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Recurrent state and activations are kept channels-last (NHWC in memory): oneDNN and cuDNN
-# have their fast convolution kernels for it; on CPU it is ~10x faster than NCHW here.
+# Recurrent state and activations are kept channels-last (NHWC in memory) by default: oneDNN
+# and cuDNN have their fast convolution kernels for it, and on CPU the small configs run many
+# times faster than in NCHW. Wide layers on CPU can be the exception (PredNet's option).
 CHANNELS_LAST = torch.channels_last
 
 
@@ -21,10 +22,13 @@ def channels_last_frames(frames: Tensor) -> Tensor:
     return frames.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
-def zeros_channels_last(
-    shape: tuple[int, int, int, int], device: torch.device, dtype: torch.dtype
+def zero_state(
+    shape: tuple[int, int, int, int],
+    device: torch.device,
+    dtype: torch.dtype,
+    memory_format: torch.memory_format = CHANNELS_LAST,
 ) -> Tensor:
-    return torch.empty(shape, device=device, dtype=dtype, memory_format=CHANNELS_LAST).zero_()
+    return torch.empty(shape, device=device, dtype=dtype, memory_format=memory_format).zero_()
 
 
 def hard_sigmoid(x: Tensor) -> Tensor:
@@ -83,13 +87,19 @@ class ConvLSTMCell(nn.Module):
             nn.init.zeros_(self.conv.bias)
 
     def init_state(
-        self, batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        memory_format: torch.memory_format = CHANNELS_LAST,
     ) -> tuple[Tensor, Tensor]:
-        """Zero ``(h, c)``, each ``[B, hidden, H, W]``, channels-last in memory."""
+        """Zero ``(h, c)``, each ``[B, hidden, H, W]`` (channels-last in memory by default)."""
         shape = (batch, self.hidden_channels, height, width)
         return (
-            zeros_channels_last(shape, device, dtype),
-            zeros_channels_last(shape, device, dtype),
+            zero_state(shape, device, dtype, memory_format),
+            zero_state(shape, device, dtype, memory_format),
         )
 
     def forward(

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidgen.models.convlstm import ConvLSTMCell, channels_last_frames, zeros_channels_last
+from vidgen.models.convlstm import ConvLSTMCell, channels_last_frames, zero_state
 
 
 def _glorot_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
@@ -35,6 +35,9 @@ class PredNet(nn.Module):
     ``stack_sizes[l]`` is the channel count of A_l / Ahat_l (``stack_sizes[0]`` is the image
     channel count), ``r_stack_sizes[l]`` that of the ConvLSTM state R_l. E_l has
     ``2 * stack_sizes[l]`` channels (the positive and negative error halves).
+    ``channels_last`` keeps activations NHWC in memory: many times faster for small widths
+    on CPU, but NCHW was ~1.2x faster at the paper's widths on a 2-core CPU
+    (``benchmarks/prednet.py`` measures both).
     """
 
     def __init__(
@@ -45,8 +48,11 @@ class PredNet(nn.Module):
         ahat_filt_size: int = 3,
         r_filt_size: int = 3,
         pixel_max: float = 1.0,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
+        self.channels_last = channels_last
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.stack_sizes = tuple(stack_sizes)
         self.r_stack_sizes = tuple(stack_sizes if r_stack_sizes is None else r_stack_sizes)
         if len(self.r_stack_sizes) != len(self.stack_sizes):
@@ -82,7 +88,7 @@ class PredNet(nn.Module):
         From step ``extrap_start_time`` on (and always for steps >= T) the input frame is
         the previous step's prediction, as in the Keras ``extrap_start_time`` mode.
         """
-        frames = channels_last_frames(frames)
+        frames = channels_last_frames(frames) if self.channels_last else frames.contiguous()
         batch, num_frames, _, height, width = frames.shape
         factor = 2 ** (self.num_layers - 1)
         if height % factor or width % factor:
@@ -104,11 +110,11 @@ class PredNet(nn.Module):
         e_states: list[Tensor] = []
         for i, cell in enumerate(self.cells):
             h, w = height >> i, width >> i
-            r0, c0 = cell.init_state(batch, h, w, frames.device, frames.dtype)
+            r0, c0 = cell.init_state(batch, h, w, frames.device, frames.dtype, self.memory_format)
             r_states.append(r0)
             c_states.append(c0)
             e_shape = (batch, 2 * self.stack_sizes[i], h, w)
-            e_states.append(zeros_channels_last(e_shape, frames.device, frames.dtype))
+            e_states.append(zero_state(e_shape, frames.device, frames.dtype, self.memory_format))
 
         steps = num_frames + future_steps  # T' below
         predictions: list[Tensor] = []  # each [B, C, H, W]
