@@ -190,6 +190,22 @@ def planning_report(nets: dict[str, torch.nn.Module], count: int, stride: int) -
     return report
 
 
+def trajectory_report(nets: dict[str, torch.nn.Module], episodes: int, out: Path) -> dict:
+    """Each held-out set's trajectory scores per model, with ratios to constant velocity."""
+    report = {}
+    for seed, (set_name, config) in enumerate(HELD_OUT.items(), start=1):
+        batch = held_out_episodes(config, episodes, seed)
+        scores = {name: trajectory_scores(net, batch) for name, net in nets.items()}
+        baseline = scores["constant_velocity"]
+        for name in scores:
+            for key in ("position", "position_near_collision"):
+                scores[name][f"{key}_ratio_to_cv"] = scores[name][key] / baseline[key]
+        report[set_name] = scores
+        if "oc" in nets and set_name == "larger_tables":
+            imagination_video(nets["oc"], batch, out / "imagination_oc.mp4")
+    return report
+
+
 def imagination_video(net: torch.nn.Module, batch: dict[str, torch.Tensor], path: Path) -> None:
     """Episode 0 imagined from its first frame and force beside the truth."""
     frames, positions = batch["frames"][:1], batch["objects/positions"][:1]
@@ -251,18 +267,8 @@ def main() -> None:
             timings[name] = time.perf_counter() - start
     if not args.reuse:
         report.update(train_seconds=timings, minutes_per_model=args.minutes)
-    for seed, (set_name, config) in enumerate(HELD_OUT.items(), start=1):
-        if args.plans_only:
-            break
-        batch = held_out_episodes(config, args.episodes, seed)
-        scores = {name: trajectory_scores(net, batch) for name, net in nets.items()}
-        baseline = scores["constant_velocity"]
-        for name in scores:
-            for key in ("position", "position_near_collision"):
-                scores[name][f"{key}_ratio_to_cv"] = scores[name][key] / baseline[key]
-        report[set_name] = scores
-        if "oc" in nets and set_name == "larger_tables":
-            imagination_video(nets["oc"], batch, out / "imagination_oc.mp4")
+    if not args.plans_only:
+        report.update(trajectory_report(nets, args.episodes, out))
     report["planning"] = planning_report(nets, args.plans, args.plan_stride)
     saved.write_text(json.dumps(report, indent=2))
     lines = [

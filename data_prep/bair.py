@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.common import SplitWriter, add_source_arguments, parallel_map, report_skipped
+from data_prep.common import add_source_arguments, write_converted
 from data_prep.tfrecord import Example, bytes_feature, convert_records, float_feature, step_count
 from vidgen.errors import VidgenError
 
@@ -99,20 +99,10 @@ def run(args: argparse.Namespace) -> int:
         "fps_note": "nominal; the source records carry no frame rate",
     }
     convert = partial(
-        convert_records, convert=partial(episode, camera=args.camera), skip_bad=args.skip_bad
+        convert_records,
+        convert=partial(episode, camera=args.camera),
+        skip_bad=args.skip_bad,
+        name_format="{path.stem}/{index:03d}",
     )
-    results = parallel_map(convert, [path for _, path in jobs], args.workers, "BAIR files")
-    problems: list[str] = []
-    try:
-        with SplitWriter(
-            args.out, fps=FPS, source="BAIR robot pushing", force=args.force, attrs=attrs
-        ) as out:
-            for (split, path), (episodes, file_problems) in zip(jobs, results, strict=True):
-                problems += file_problems
-                for index, (frames, actions, states) in episodes:
-                    out.add(
-                        split, f"{path.stem}/{index:03d}", frames, actions=actions, states=states
-                    )
-    finally:
-        report_skipped(problems)
+    write_converted(args, jobs, convert, "BAIR robot pushing", FPS, attrs, "BAIR files")
     return 0

@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.common import (
-    SplitWriter,
     add_source_arguments,
     decode_image,
-    parallel_map,
     parse_size,
-    report_skipped,
     resize_crop,
+    single_episode,
+    write_converted,
 )
 from vidgen.errors import VidgenError
 
@@ -116,17 +115,6 @@ def load_video(path: Path, size: tuple[int, int]) -> np.ndarray:
     return np.stack(frames)
 
 
-def _load_or_skip(
-    path: Path, size: tuple[int, int], skip_bad: bool
-) -> tuple[np.ndarray | None, str | None]:
-    try:
-        return load_video(path, size), None
-    except VidgenError as err:
-        if not skip_bad:
-            raise
-        return None, str(err)
-
-
 def find_videos(raw: Path, sets: tuple[str, ...]) -> list[tuple[str, Path]]:
     """(``setXX/VYYY``, path) of every video of ``sets`` under ``raw``, in order."""
     return [
@@ -151,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         raise VidgenError(f"{raw} is not a folder; --raw takes the folder holding set06 ... set10.")
     size = parse_size(args.size)
     splits = {"test": TEST_SETS, **({"train": TRAIN_SETS} if args.with_train else {})}
-    jobs: list[tuple[str, str, Path]] = []
+    jobs: list[tuple[str, tuple[str, Path]]] = []  # (split, (episode name, .seq file))
     for split, sets in splits.items():
         videos = find_videos(raw, sets)
         if not videos:
@@ -162,24 +150,12 @@ def run(args: argparse.Namespace) -> int:
         missing = [name for name in sets if not (raw / name).is_dir()]
         if missing:
             print(f"note: {', '.join(missing)} not found in {raw}.", file=sys.stderr)
-        jobs += [(name, split, path) for name, path in videos]
+        jobs += [(split, video) for video in videos]
     attrs = {
         "rule": "every 3rd frame from frame 0 (30 -> 10 fps); scaled to cover "
         f"{size[0]}x{size[1]} keeping the aspect (cv2 INTER_AREA), centre-cropped",
         "splits": "test: set06-set10" + ("; train: set00-set05" if args.with_train else ""),
     }
-    load = partial(_load_or_skip, size=size, skip_bad=args.skip_bad)
-    results = parallel_map(load, [job[2] for job in jobs], args.workers, "Caltech videos")
-    problems: list[str] = []
-    try:
-        with SplitWriter(
-            args.out, fps=FPS, source="Caltech Pedestrian", force=args.force, attrs=attrs
-        ) as out:
-            for (name, split, _), (frames, problem) in zip(jobs, results, strict=True):
-                if frames is None:
-                    problems.append(str(problem))
-                else:
-                    out.add(split, name, frames)
-    finally:
-        report_skipped(problems)
+    convert = partial(single_episode, partial(load_video, size=size), args.skip_bad)
+    write_converted(args, jobs, convert, "Caltech Pedestrian", FPS, attrs, "Caltech videos")
     return 0

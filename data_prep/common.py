@@ -23,6 +23,10 @@ from vidgen.errors import VidgenError
 T = TypeVar("T")
 R = TypeVar("R")
 
+# What converting one source gives: its episodes as (name, arrays for SplitWriter.add: frames
+# and optionally actions / states), and the one-line reasons for what --skip-bad left out.
+Converted = tuple[list[tuple[str, dict[str, np.ndarray]]], list[str]]
+
 
 class SplitWriter:
     """Writes ``train.h5`` / ``val.h5`` / ``test.h5`` into ``out``, all or nothing.
@@ -169,6 +173,45 @@ def parallel_map(
         return
     with _pool_context().Pool(min(workers, len(items)), _init_worker) as pool:
         yield from progress(pool.imap(func, items), description, total=len(items))
+
+
+def single_episode(
+    load: Callable[[T], np.ndarray], skip_bad: bool, named: tuple[str, T]
+) -> Converted:
+    """A source that is one episode: ``named`` is (episode name, source), ``load`` gives its
+    frames; with ``skip_bad`` a bad source is reported instead of raising."""
+    name, source = named
+    try:
+        return [(name, {"frames": load(source)})], []
+    except VidgenError as err:
+        if not skip_bad:
+            raise
+        return [], [str(err)]
+
+
+def write_converted(
+    args: argparse.Namespace,
+    jobs: Sequence[tuple[str, T]],
+    convert: Callable[[T], Converted],
+    source: str,
+    fps: float,
+    attrs: Mapping[str, object],
+    description: str,
+    skipped: Sequence[str] = (),
+) -> None:
+    """Convert each (split, source) job in ``args.workers`` processes and write its episodes
+    into that split of ``args.out``, all or nothing; what --skip-bad left out (here and in
+    the ``skipped`` found earlier) is reported even when the run fails."""
+    results = parallel_map(convert, [job for _, job in jobs], args.workers, description)
+    problems = list(skipped)
+    try:
+        with SplitWriter(args.out, fps=fps, source=source, force=args.force, attrs=attrs) as out:
+            for (split, _), (episodes, skipped) in zip(jobs, results, strict=True):
+                problems += skipped
+                for name, arrays in episodes:
+                    out.add(split, name, **arrays)
+    finally:
+        report_skipped(problems)
 
 
 def report_skipped(problems: Sequence[str]) -> None:

@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.common import (
-    SplitWriter,
     add_source_arguments,
     decode_image,
-    parallel_map,
     parse_size,
-    report_skipped,
     resize_crop,
+    single_episode,
+    write_converted,
 )
 from vidgen.errors import VidgenError
 
@@ -138,17 +137,6 @@ def load_drive(drive: Drive, size: tuple[int, int]) -> np.ndarray:
     )
 
 
-def _load_or_skip(
-    drive: Drive, size: tuple[int, int], skip_bad: bool
-) -> tuple[np.ndarray | None, str | None]:
-    try:
-        return load_drive(drive, size), None
-    except VidgenError as err:
-        if not skip_bad:
-            raise
-        return None, str(err)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser, "KITTI raw download: <date>/ folders and/or *_sync.zip files")
     parser.add_argument("--size", default="128x160", help="HxW after resize and centre crop")
@@ -172,13 +160,14 @@ def run(args: argparse.Namespace) -> int:
             f"{raw} holds no KITTI raw drives (<date>/<date>_drive_NNNN_sync folders or "
             "*_sync.zip files); is --raw the right folder?"
         )
-    jobs: list[tuple[str, str, Drive]] = []
+    jobs: list[tuple[str, tuple[str, Drive]]] = []  # (split, (episode name, drive))
     unknown = [name for name in sorted(drives) if name not in CATEGORY]
     for name, drive in sorted(drives.items()):
         if name in CATEGORY or args.category_unknown == "train":
-            jobs.append((f"{CATEGORY.get(name, 'uncategorized')}/{name}", split_of(name), drive))
+            episode = f"{CATEGORY.get(name, 'uncategorized')}/{name}"
+            jobs.append((split_of(name), (episode, drive)))
     for split, protocol in (("train", ()), ("val", VAL_DRIVES), ("test", TEST_DRIVES)):
-        if not any(job[1] == split for job in jobs):
+        if not any(job[0] == split for job in jobs):
             named = f" ({', '.join(protocol)})" if protocol else ""
             raise VidgenError(f"{raw} holds no drive of PredNet's {split} split{named}.")
     attrs = {
@@ -188,19 +177,8 @@ def run(args: argparse.Namespace) -> int:
         "train the other drives",
         "category_unknown": args.category_unknown,
     }
-    load = partial(_load_or_skip, size=size, skip_bad=args.skip_bad)
-    results = parallel_map(load, [job[2] for job in jobs], args.workers, "KITTI drives")
-    try:
-        with SplitWriter(
-            args.out, fps=FPS, source="KITTI raw", force=args.force, attrs=attrs
-        ) as out:
-            for (name, split, _), (frames, problem) in zip(jobs, results, strict=True):
-                if frames is None:
-                    problems.append(str(problem))
-                else:
-                    out.add(split, name, frames)
-    finally:
-        report_skipped(problems)
+    convert = partial(single_episode, partial(load_drive, size=size), args.skip_bad)
+    write_converted(args, jobs, convert, "KITTI raw", FPS, attrs, "KITTI drives", problems)
     if unknown:
         action = "added to train" if args.category_unknown == "train" else "skipped"
         print(

@@ -19,12 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from data_prep.common import (
-    SplitWriter,
     add_source_arguments,
     decode_image,
-    parallel_map,
-    report_skipped,
     resize_crop,
+    write_converted,
 )
 from data_prep.tfrecord import Example, bytes_feature, convert_records, float_feature, step_count
 from vidgen.errors import VidgenError
@@ -102,20 +100,10 @@ def run(args: argparse.Namespace) -> int:
         "fps_note": "nominal; the source records carry no frame rate",
     }
     convert = partial(
-        convert_records, convert=partial(episode, size=args.size), skip_bad=args.skip_bad
+        convert_records,
+        convert=partial(episode, size=args.size),
+        skip_bad=args.skip_bad,
+        name_format="{path.name}/{index:04d}",
     )
-    results = parallel_map(convert, [path for _, path in jobs], args.workers, "push files")
-    problems: list[str] = []
-    try:
-        with SplitWriter(
-            args.out, fps=FPS, source="Google push", force=args.force, attrs=attrs
-        ) as out:
-            for (split, path), (episodes, file_problems) in zip(jobs, results, strict=True):
-                problems += file_problems
-                for index, (frames, actions, states) in episodes:
-                    out.add(
-                        split, f"{path.name}/{index:04d}", frames, actions=actions, states=states
-                    )
-    finally:
-        report_skipped(problems)
+    write_converted(args, jobs, convert, "Google push", FPS, attrs, "push files")
     return 0

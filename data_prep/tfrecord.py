@@ -16,16 +16,15 @@ import re
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import crc32c
 import numpy as np
 
+from data_prep.common import Converted
 from vidgen.errors import VidgenError
 
 Feature = list[bytes] | np.ndarray
 Example = dict[str, Feature]
-E = TypeVar("E")
 
 _MASK_DELTA = 0xA282EAD8
 
@@ -175,12 +174,16 @@ def float_feature(example: Example, key: str, where: str, count: int) -> np.ndar
 
 
 def convert_records(
-    path: Path, convert: Callable[[Example, str], E], skip_bad: bool
-) -> tuple[list[tuple[int, E]], list[str]]:
-    """(index, ``convert(example, where)``) for each record of ``path``; with ``skip_bad``
-    a bad record is left out and described in the returned problems instead of raising."""
+    path: Path,
+    convert: Callable[[Example, str], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    skip_bad: bool,
+    name_format: str,
+) -> Converted:
+    """Each record of ``path`` as an episode named ``name_format.format(path=path,
+    index=index)`` whose (frames, actions, states) ``convert(example, where)`` gives; with
+    ``skip_bad`` a bad record is left out and described in the problems instead of raising."""
     problems: list[str] = []
-    results: list[tuple[int, E]] = []
+    episodes = []
     for index, payload in read_records(path, problems if skip_bad else None):
         where = f"{path}: record {index}"
         try:
@@ -188,9 +191,12 @@ def convert_records(
                 example = parse_example(payload)
             except (ValueError, UnicodeDecodeError):
                 raise VidgenError(f"{where} is not a tf.train.Example.") from None
-            results.append((index, convert(example, where)))
+            frames, actions, states = convert(example, where)
         except VidgenError as err:
             if not skip_bad:
                 raise
             problems.append(str(err))
-    return results, problems
+            continue
+        name = name_format.format(path=path, index=index)
+        episodes.append((name, {"frames": frames, "actions": actions, "states": states}))
+    return episodes, problems

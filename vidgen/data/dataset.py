@@ -9,6 +9,7 @@ the device.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -103,17 +104,23 @@ class ClipDataset(Dataset):
         return {**self.__dict__, "_file": None, "_handles": {}, "_pid": None}
 
 
-class WindowBatch(list):
-    """Per-window views of a batch read at once: any ``collate_fn`` can stack them as usual,
-    ``collate_windows`` hands over the batch itself."""
+class WindowBatch(Sequence):
+    """A batch read at once, seen as its windows: any ``collate_fn`` can stack them as usual
+    (each window is made on access, as views), ``collate_windows`` hands over the batch."""
 
     def __init__(self, batch: dict[str, torch.Tensor]) -> None:
-        rows = range(len(batch["index"]))
-        super().__init__({key: value[i] for key, value in batch.items()} for i in rows)
         self.batch = batch
 
+    def __len__(self) -> int:
+        return len(self.batch["index"])
 
-def collate_windows(windows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def __getitem__(self, row: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= row < len(self):
+            raise IndexError(row)
+        return {key: value[row] for key, value in self.batch.items()}
+
+
+def collate_windows(windows: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """``collate_fn`` for ClipDataset batches: no copy of what ``__getitems__`` read."""
     return windows.batch if isinstance(windows, WindowBatch) else default_collate(windows)
 
