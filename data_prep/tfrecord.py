@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import crc32c
+import google_crc32c
 import numpy as np
 
 from data_prep.common import Converted
@@ -31,7 +31,7 @@ _MASK_DELTA = 0xA282EAD8
 
 def masked_crc(data: bytes) -> int:
     """TensorFlow's masked CRC32C: rotate right by 15 bits, then add a constant."""
-    crc = crc32c.crc32c(data)
+    crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv and install vidgen with its development tools (torch 2.14.1, torchvision 0.29.1).
+# Create .venv and install vidgen (editable) with every extra and its development tools, at
+# the torch/torchvision versions pinned in constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -c constraints.txt -e '.[dev,slurm,tensorboard]'

@@ -11,8 +11,8 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import crc32c
 import cv2
+import google_crc32c
 import numpy as np
 
 
@@ -114,7 +114,7 @@ def encode_example(features: Mapping[str, object]) -> bytes:
 
 
 def _masked_crc(data: bytes) -> int:
-    crc = crc32c.crc32c(data)
+    crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 

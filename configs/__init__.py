@@ -1,0 +1,1 @@
+"""Hydra configuration tree; installed as the package ``vidgen.configs`` (see pyproject.toml)."""
