@@ -7,8 +7,9 @@ import multiprocessing
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import closing, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
@@ -33,7 +34,9 @@ class SplitWriter:
 
     Each split's file is built under a temporary name; all are renamed into place only
     when the ``with`` block ends without error, and a split that got no episode is not
-    written at all. An existing dataset is refused unless ``force``.
+    written at all. The splits share one ``dataset_id``. An existing dataset is refused
+    unless ``force``, which replaces it as a whole: its ``.h5`` files that this run does
+    not write are removed, but only once the new splits are complete.
     """
 
     def __init__(
@@ -52,20 +55,22 @@ class SplitWriter:
             raise VidgenError(f"{self.out} already holds a dataset; pass --force to overwrite it.")
         if self.out.exists() and not self.out.is_dir():
             raise VidgenError(f"{self.out} exists and is not a folder.")
-        self.options = dict(fps=fps, source=source, compression=compression, attrs=attrs)
-        self.force = force
+        self.created_out = not self.out.exists()
+        self.options = dict(
+            fps=fps, source=source, compression=compression, attrs=attrs, force=force
+        )
+        self.dataset_id = uuid.uuid4().hex
         self.writers: dict[str, ClipWriter] = {}
-        self._stack = ExitStack()
 
     def __enter__(self) -> SplitWriter:
-        self._stack.__enter__()
         return self
 
     def add(self, split: str, name: str, frames: np.ndarray, **per_frame: object) -> None:
         """Append one episode to ``split``; keywords as ClipWriter.add_episode."""
         if split not in self.writers:
-            writer = ClipWriter(self.out / f"{split}.h5", force=self.force, **self.options)
-            self.writers[split] = self._stack.enter_context(writer)
+            path = self.out / f"{split}.h5"
+            writer = ClipWriter(path, dataset_id=self.dataset_id, **self.options)
+            self.writers[split] = writer.__enter__()
         self.writers[split].add_episode(name, frames, **per_frame)
 
     def __exit__(
@@ -74,10 +79,26 @@ class SplitWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None and not self.writers:
-            self._stack.__exit__(None, None, None)
-            raise VidgenError(f"nothing was written to {self.out}: no episodes were found.")
-        self._stack.__exit__(exc_type, exc, tb)
+        writers, published = list(self.writers.values()), False
+        try:
+            if exc_type is None:
+                if not writers:
+                    raise VidgenError(f"nothing was written to {self.out}: no episodes were found.")
+                for writer in writers:
+                    writer.finish()
+                written = {writer.path for writer in writers}
+                for stale in self.out.glob("*.h5"):
+                    if stale not in written:
+                        stale.unlink()
+                for writer in writers:
+                    writer.publish()
+                published = True
+        finally:
+            for writer in writers:
+                writer.discard()
+            if self.created_out and not published and self.out.is_dir():
+                with suppress(OSError):  # only if empty: never remove what someone put there
+                    self.out.rmdir()
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -204,8 +225,12 @@ def write_converted(
     the ``skipped`` found earlier) is reported even when the run fails."""
     results = parallel_map(convert, [job for _, job in jobs], args.workers, description)
     problems = list(skipped)
+    # closing() stops the worker pool at once when writing fails or is interrupted.
     try:
-        with SplitWriter(args.out, fps=fps, source=source, force=args.force, attrs=attrs) as out:
+        with (
+            closing(results),
+            SplitWriter(args.out, fps=fps, source=source, force=args.force, attrs=attrs) as out,
+        ):
             for (split, _), (episodes, skipped) in zip(jobs, results, strict=True):
                 problems += skipped
                 for name, arrays in episodes:

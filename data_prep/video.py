@@ -19,30 +19,43 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_prep.common import SplitWriter, parse_size, progress, resize_crop
+from data_prep.common import SplitWriter, parse_size, progress, report_skipped, resize_crop
 from data_prep.stabilize import Stabilizer
 from vidgen.errors import VidgenError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+# A video may decode to this many frames fewer than its container declares (or this
+# fraction of them, if more) before it counts as truncated.
+TRUNCATION_SLACK_FRAMES, TRUNCATION_SLACK = 2, 0.05
 
 
 def _read_video(path: Path) -> tuple[Iterator[np.ndarray], float]:
-    """BGR frames of a video file and its fps; one clear error if OpenCV cannot decode it."""
+    """BGR frames of a video file and its fps; one clear error if OpenCV cannot decode it,
+    or if it decodes to fewer frames than its container declares (a truncated file)."""
     capture = cv2.VideoCapture(str(path))
     ok, first = capture.read() if capture.isOpened() else (False, None)
     if not ok:
         capture.release()
         raise VidgenError(f"{path} cannot be decoded as a video.")
     fps = capture.get(cv2.CAP_PROP_FPS)
+    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
 
     def frames() -> Iterator[np.ndarray]:
         yield first
+        decoded = 1
         while True:
             ok, frame = capture.read()
             if not ok:
                 capture.release()
-                return
+                break
+            decoded += 1
             yield frame
+        # A container's count can be an estimate from its duration: allow a little slack.
+        if declared - decoded > max(TRUNCATION_SLACK_FRAMES, TRUNCATION_SLACK * declared):
+            raise VidgenError(
+                f"{path} decoded to {decoded} of the {declared} frames its container declares; "
+                "it is truncated or corrupt."
+            )
 
     return frames(), fps
 
@@ -51,10 +64,18 @@ def _read_image_folder(path: Path) -> Iterator[np.ndarray]:
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise VidgenError(f"{path} holds no PNG or JPG frames.")
+    first_size = None
     for file in files:
         frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if frame is None:
             raise VidgenError(f"{file} cannot be decoded as an image.")
+        size = "x".join(map(str, frame.shape[:2]))
+        first_size = first_size or size
+        if size != first_size:
+            raise VidgenError(
+                f"{file} is {size} but {files[0].name} is {first_size}; the frames of {path} "
+                "must all have one size."
+            )
         yield frame
 
 
@@ -100,6 +121,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-frac", type=float, default=0.1)
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
     parser.add_argument(
+        "--skip-bad", action="store_true", help="skip and report unreadable or truncated inputs"
+    )
+    parser.add_argument(
         "--stabilize", action="store_true", help="remove camera motion (SIFT + RANSAC homographies)"
     )
     parser.add_argument(
@@ -111,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
     for frac in (args.val_frac, args.test_frac):
         if not 0 <= frac < 1:
             raise VidgenError(f"split fractions must lie in [0, 1), got {frac}.")
+    if args.val_frac + args.test_frac >= 1:
+        raise VidgenError(
+            f"--val-frac {args.val_frac} and --test-frac {args.test_frac} add up to "
+            f"{args.val_frac + args.test_frac:g}, leaving nothing to train on; keep their sum "
+            "below 1."
+        )
     if args.fps is not None and args.fps <= 0:
         raise VidgenError(f"--fps must be positive, got {args.fps}.")
     size = parse_size(args.size) if args.size else None
@@ -122,9 +152,19 @@ def run(args: argparse.Namespace) -> int:
         raise VidgenError(f"--clip-frames must be at least 2, got {args.clip_frames}.")
     # Stabilize at full resolution, where SIFT finds features; resize the kept clips after.
     read_size = None if args.stabilize else size
-    clips = [
-        load_video(p, read_size, args.fps, args.folder_fps) for p in progress(paths, "reading")
-    ]
+    clips, readable, problems = [], [], []
+    for path in progress(paths, "reading"):
+        try:
+            clips.append(load_video(path, read_size, args.fps, args.folder_fps))
+            readable.append(path)
+        except VidgenError as err:
+            if not args.skip_bad:
+                raise
+            problems.append(str(err))
+    report_skipped(problems)
+    if not clips:
+        raise VidgenError("none of the inputs could be read; see the skipped items above.")
+    paths = readable
     shapes = {clip.shape[1:] for clip, _ in clips}
     if len(shapes) > 1:
         raise VidgenError("the videos differ in frame size; pass --size HxW to make them agree.")

@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 
 
 def load(checkpoint: str | os.PathLike, device: str = "cpu") -> nn.Module:
-    """A trained predictor or baseline, ready for ``.rollout``; see ``vidgen.loading.load``."""
+    """A trained predictor (a vidgen-train checkpoint or a vidgen-export folder) or a baseline,
+    ready for ``.rollout``; see ``vidgen.loading.load``."""
     # Imported here so `import vidgen` stays light (no torch, no Hydra).
     from vidgen.loading import load as load_predictor
 

@@ -2,12 +2,16 @@
 
 Each subcommand is a module of ``data_prep`` exposing ``add_arguments(parser)`` and
 ``run(args)``; the registry ``data_prep.SOURCES`` maps subcommand names to them.
+SIGTERM (a scheduler's or ``kill``'s stop) ends a run as Ctrl-C does: the writers remove
+their partial files and the command says so in one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 
 from vidgen.cli.errors import exit_on_user_error
 
@@ -26,10 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through the writers, which remove their partial files
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    return args.run(args) or 0
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        return args.run(args) or 0
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """A map-style Dataset of windows from one clip file.
 
 The HDF5 file is opened lazily, once per process: h5py handles survive neither pickling
-(``spawn``, ``ddp_spawn``) nor ``fork`` reliably. Items stay uint8 and channels-last so
-workers move 4x fewer bytes; ``to_model_batch`` makes the float [B, T, C, H, W] batch on
-the device.
+(``spawn``, ``ddp_spawn``) nor ``fork`` reliably. Each open checks that the file is still
+the one that was indexed (dataset id, inode, modification time, size): windows indexed in
+one version of a file would cross episode boundaries in a rewrite of it. Items stay uint8
+and channels-last so workers move 4x fewer bytes; ``to_model_batch`` makes the float
+[B, T, C, H, W] batch on the device.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from vidgen.data.store import DEFAULT_CHUNK_CACHE, PER_FRAME_KEYS, open_clips
+from vidgen.data.store import DEFAULT_CHUNK_CACHE, PER_FRAME_KEYS, file_identity, open_clips
 from vidgen.data.windows import window_span, window_starts
 from vidgen.errors import VidgenError
 
@@ -42,6 +44,7 @@ class ClipDataset(Dataset):
         self.path = Path(path)
         self.length, self.step = length, step
         with open_clips(self.path) as f:
+            self.identity = file_identity(self.path, f)
             self.starts = window_starts(f["episode_starts"][()], length, step, mode)
             self.frame_shape: tuple[int, int, int] = tuple(f["frames"].shape[1:])  # H W 3
             self.fps = float(f.attrs["fps"])
@@ -64,11 +67,23 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
+    @property
+    def dataset_id(self) -> str | None:
+        """The id shared by the splits of one conversion; None for files written without."""
+        return self.identity[0]
+
     def _source(self) -> dict[str, np.ndarray] | dict[str, h5py.Dataset]:
         if self._arrays is not None:
             return self._arrays
         if self._file is None or self._pid != os.getpid():
-            self._file = open_clips(self.path, self._chunk_cache)
+            f = open_clips(self.path, self._chunk_cache)
+            if file_identity(self.path, f) != self.identity:
+                f.close()
+                raise VidgenError(
+                    f"{self.path} was rewritten since it was indexed; restart the run to read "
+                    "the new file."
+                )
+            self._file = f
             self._handles = {key: self._file[key] for key in self.keys}
             self._pid = os.getpid()
         return self._handles
@@ -102,6 +117,16 @@ class ClipDataset(Dataset):
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_file": None, "_handles": {}, "_pid": None}
+
+
+def check_same_dataset(first: ClipDataset, second: ClipDataset) -> None:
+    """Refuse splits written by different conversions, e.g. a ``val.h5`` left beside a newer
+    ``train.h5``; a file without an id (written without vidgen) matches any."""
+    if first.dataset_id and second.dataset_id and first.dataset_id != second.dataset_id:
+        raise VidgenError(
+            f"{first.path} and {second.path} come from different conversions (dataset_id "
+            f"{first.dataset_id} vs {second.dataset_id}); convert the dataset again with --force."
+        )
 
 
 class WindowBatch(Sequence):

@@ -10,14 +10,19 @@ Layout (format ``vidgen-clips``, version 1):
     objects/<name>  float32 [N, ...]      optional per-frame object tracks
 
 The writer builds the file under a temporary name and renames it only once it is
-complete, so an interrupted run never leaves a file that looks whole.
+complete, so an interrupted run never leaves a file that looks whole. The files of one
+dataset share a ``dataset_id`` attribute. What a reader checks is in ``validation``.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
+import uuid
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -25,14 +30,13 @@ from types import TracebackType
 import h5py
 import numpy as np
 
+from vidgen.data.validation import FORMAT_NAME, FORMAT_VERSION, PER_FRAME_KEYS, validate
 from vidgen.errors import VidgenError
 
-FORMAT_NAME = "vidgen-clips"
-FORMAT_VERSION = 1
-PER_FRAME_KEYS = ("actions", "states")
 # HDF5's chunk cache pays off for compressed chunks read more than once; uncompressed chunks
 # are read 2x faster straight into the output with the cache off (measured: benchmarks/loader).
 DEFAULT_CHUNK_CACHE = 1024**2
+NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def _code_version() -> str:
@@ -41,10 +45,40 @@ def _code_version() -> str:
     return __version__
 
 
+class _GuardedFile(io.FileIO):
+    """The file HDF5 writes through. HDF5 cannot recover from a failed write (a full disk
+    ends in hundreds of tracebacks and a segfault at close), so a failure, or an interrupt
+    arriving during a write, is kept here instead, later writes are dropped, and the
+    writer raises it once HDF5 has returned; the file is then discarded."""
+
+    failure: BaseException | None = None
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data).cast("B")
+        if self.failure is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += super().write(view[done:])
+            except BaseException as err:  # re-raised by ClipWriter
+                self.failure = err
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.failure is None:
+            try:
+                return super().truncate(size)
+            except BaseException as err:  # re-raised by ClipWriter
+                self.failure = err
+        return size or 0
+
+
 class ClipWriter:
     """Append episodes to a new clip file; the file appears under ``path`` only on success.
 
-    Use as a context manager. An exception inside the block removes the partial file.
+    Use as a context manager: an exception inside the block removes the partial file. A
+    full disk or an unwritable folder is one VidgenError. ``dataset_id`` marks the files of
+    one dataset (a fresh one by default).
     """
 
     def __init__(
@@ -57,6 +91,7 @@ class ClipWriter:
         chunk_frames: int = 10,
         force: bool = False,
         attrs: Mapping[str, object] | None = None,
+        dataset_id: str | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not force:
@@ -67,13 +102,21 @@ class ClipWriter:
         self.fps, self.source, self.compression = float(fps), source, compression
         self.chunk_frames = chunk_frames
         self.attrs = dict(attrs or {})
+        self.dataset_id = dataset_id or uuid.uuid4().hex
         self.starts: list[int] = [0]
         self.names: list[str] = []
+        self._raw: _GuardedFile | None = None
         self._file: h5py.File | None = None
 
     def __enter__(self) -> ClipWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.tmp_path, "w")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._raw = _GuardedFile(self.tmp_path, "w+")
+        except OSError as err:
+            raise VidgenError(
+                f"cannot write {self.path}: {err.strerror}; choose a writable folder."
+            ) from None
+        self._file = h5py.File(self._raw, "w")
         return self
 
     def add_episode(
@@ -85,8 +128,7 @@ class ClipWriter:
         objects: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Append one episode. ``frames`` is uint8 [T, H, W, 3]; the rest have T rows."""
-        f = self._file
-        if f is None:
+        if self._file is None:
             raise RuntimeError("ClipWriter.add_episode called outside its `with` block")
         frames = np.asarray(frames)
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -109,7 +151,10 @@ class ClipWriter:
                 raise VidgenError(
                     f"episode {name!r}: {key} has {len(value)} rows but there are {n} frames."
                 )
-            self._append(key, value)
+            try:
+                self._append(key, value)
+            finally:  # HDF5's own error after a dropped write is a consequence: name the cause
+                self._raise_write_failure()
         self.starts.append(self.starts[-1] + n)
         self.names.append(name)
 
@@ -141,51 +186,98 @@ class ClipWriter:
         dset.resize(old + len(value), axis=0)
         dset[old:] = value
 
+    def _raise_write_failure(self) -> None:
+        failure = self._raw.failure if self._raw is not None else None
+        if failure is None:
+            return
+        if isinstance(failure, OSError) and failure.errno in NO_SPACE:
+            raise VidgenError(
+                f"no space left on device writing {self.path} ({failure.strerror}); free some "
+                "space and run again."
+            ) from None
+        if isinstance(failure, OSError):
+            raise VidgenError(f"cannot write {self.path}: {failure.strerror}.") from None
+        raise failure  # an interrupt that arrived during a write
+
+    def finish(self) -> None:
+        """Complete the file under its temporary name (``publish`` moves it into place)."""
+        f = self._file
+        if f is None:
+            raise RuntimeError("ClipWriter.finish called outside its `with` block")
+        if not self.names:
+            raise VidgenError(f"no episodes were written to {self.path}.")
+        for key in PER_FRAME_KEYS:
+            if key in f and f[key].shape[0] != self.starts[-1]:
+                raise VidgenError(f"{key} must be given for every episode or for none.")
+        try:
+            f.create_dataset("episode_starts", data=np.asarray(self.starts, dtype=np.int64))
+            f.create_dataset("episode_names", data=self.names, dtype=h5py.string_dtype("utf-8"))
+            f.attrs.update(
+                {
+                    "format": FORMAT_NAME,
+                    "format_version": FORMAT_VERSION,
+                    "fps": self.fps,
+                    "source": self.source,
+                    "channel_order": "RGB",
+                    "command": " ".join(sys.argv),
+                    "vidgen_version": _code_version(),
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "dataset_id": self.dataset_id,
+                }
+            )
+            for key, value in self.attrs.items():
+                f.attrs[key] = value
+            self._close()
+        finally:
+            self._raise_write_failure()
+
+    def publish(self) -> None:
+        """Move the finished file to ``path``, replacing what was there."""
+        os.replace(self.tmp_path, self.path)
+
+    def discard(self) -> None:
+        """Close and remove the temporary file, whatever state it is in."""
+        try:
+            with suppress(Exception):  # the file is thrown away: errors closing it do not matter
+                self._close()
+        finally:
+            self.tmp_path.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        f, self._file = self._file, None
+        try:
+            if f is not None:
+                f.close()
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        f, self._file = self._file, None
-        if f is None:
-            return
         try:
             if exc_type is None:
-                if not self.names:
-                    raise VidgenError(f"no episodes were written to {self.path}.")
-                self._finish(f)
-                f.close()
-                os.replace(self.tmp_path, self.path)
+                self.finish()
+                self.publish()
         finally:
-            f.close()
-            self.tmp_path.unlink(missing_ok=True)  # gone already after a successful rename
-
-    def _finish(self, f: h5py.File) -> None:
-        for key in PER_FRAME_KEYS:
-            if key in f and f[key].shape[0] != self.starts[-1]:
-                raise VidgenError(f"{key} must be given for every episode or for none.")
-        f.create_dataset("episode_starts", data=np.asarray(self.starts, dtype=np.int64))
-        f.create_dataset("episode_names", data=self.names, dtype=h5py.string_dtype("utf-8"))
-        f.attrs.update(
-            {
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "fps": self.fps,
-                "source": self.source,
-                "channel_order": "RGB",
-                "command": " ".join(sys.argv),
-                "vidgen_version": _code_version(),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-        )
-        for key, value in self.attrs.items():
-            f.attrs[key] = value
+            self.discard()
 
 
-def open_clips(path: str | os.PathLike, chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE) -> h5py.File:
-    """Open a clip file read-only after checking its format; a problem is one sentence."""
+def open_clips(
+    path: str | os.PathLike,
+    chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE,
+    max_frame_pixels: int | None = None,
+) -> h5py.File:
+    """Open a clip file read-only after checking its format and safety (``validation``);
+    a problem is one sentence."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(path.glob("*.h5"))
+        example = inside[0] if inside else path / "train.h5"
+        raise VidgenError(f"{path} is a folder; pass a split file inside it, e.g. {example}.")
     if not path.is_file():
         raise VidgenError(f"{path} does not exist.")
     try:
@@ -193,43 +285,18 @@ def open_clips(path: str | os.PathLike, chunk_cache_bytes: int = DEFAULT_CHUNK_C
     except OSError:
         raise VidgenError(f"{path} is not a readable HDF5 file (truncated or foreign).") from None
     try:
-        validate(f, path)
+        validate(f, path, max_frame_pixels)
     except BaseException:
         f.close()
         raise
     return f
 
 
-def validate(f: h5py.File, path: str | os.PathLike) -> None:
-    """Raise VidgenError naming the first thing about ``f`` that breaks the format."""
-    if f.attrs.get("format") != FORMAT_NAME:
-        raise VidgenError(f"{path} is not a vidgen clip file (no format={FORMAT_NAME} attribute).")
-    version = int(f.attrs.get("format_version", -1))
-    if version > FORMAT_VERSION:
-        raise VidgenError(
-            f"{path} has format version {version}; this vidgen reads up to {FORMAT_VERSION}."
-        )
-    for key in ("frames", "episode_starts", "episode_names"):
-        if key not in f:
-            raise VidgenError(f"{path} lacks the '{key}' dataset.")
-    frames = f["frames"]
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise VidgenError(
-            f"{path}: frames must be uint8 [N, H, W, 3], got {frames.dtype} {list(frames.shape)}."
-        )
-    starts = f["episode_starts"][()]
-    n = frames.shape[0]
-    if starts.ndim != 1 or len(starts) < 2 or starts[0] != 0 or starts[-1] != n:
-        raise VidgenError(f"{path}: episode_starts must run from 0 to the frame count {n}.")
-    if np.any(np.diff(starts) <= 0):
-        raise VidgenError(f"{path}: episode_starts must be strictly increasing.")
-    if len(f["episode_names"]) != len(starts) - 1:
-        raise VidgenError(f"{path}: episode_names must have one name per episode.")
-    per_frame = [k for k in PER_FRAME_KEYS if k in f]
-    per_frame += [f"objects/{k}" for k in f.get("objects", {})]
-    for key in per_frame:
-        if f[key].shape[0] != n:
-            raise VidgenError(f"{path}: {key} has {f[key].shape[0]} rows but there are {n} frames.")
+def file_identity(path: str | os.PathLike, f: h5py.File) -> tuple[object, ...]:
+    """What tells one version of an open clip file from a rewrite of it: its dataset id
+    (when it has one), inode, modification time and size."""
+    stat = os.stat(path)
+    return (_plain(f.attrs.get("dataset_id")), stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def summarize(path: str | os.PathLike) -> dict[str, object]:
