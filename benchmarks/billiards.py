@@ -2,22 +2,27 @@
 constant velocity, on held-out worlds, and planning success in the true simulator.
 
 Trains ``billiards_oc_cpu`` and ``billiards_fc_cpu`` (tables U[300, 450], 1-2 balls) for at
-most ``--minutes`` each, then on held-out episodes that have collisions, from larger tables
-(U[450, 550], never seen in training) and, separately, with 3 balls (never seen):
+most ``--minutes`` each (the last checkpoint is scored), then on held-out test episodes from
+larger tables (U[450, 550], never seen in training) and, separately, with 3 balls (never
+seen):
 (a) mean position error over the 20 predicted steps, as a ratio to constant velocity (goal
-    for OC: <= 0.5), overall and near collisions;
+    for OC: <= 0.5), on all held-out episodes and, beside it, on the subset of episodes with
+    a collision; each also near collisions;
 (b) planning: push ball 0 so that 20 frames later it is within two radii of a target that a
-    random force reaches; success rate in the true simulator against a random force's.
+    random force reaches; success rate in the true simulator against a random force's. The
+    imagination stride is chosen per model on validation tables and success is reported on
+    test tables from a separate seed stream, never used to choose it.
 
-    flock /tmp/vidgen-heavy.lock python -m benchmarks.billiards            # ~20 min x 2
-    python -m benchmarks.billiards --minutes 2 --plans 10 --episodes 40     # a quick trial
-    python -m benchmarks.billiards --reuse --plans-only  # planning with the saved checkpoints
+    python -m benchmarks.billiards                                  # ~20 min x 2, then scoring
+    python -m benchmarks.billiards --minutes 2 --plans 10 --val-plans 5 --episodes 40  # a trial
+    python -m benchmarks.billiards --reuse    # score the saved checkpoints of an earlier run
+
+Record: benchmarks/results/billiards.json; checkpoints and videos go to benchmarks/work.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +30,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
+from benchmarks.record import WORK, Run, parser, settings
 from vidgen.cli.train import CONFIG_DIR, train
 from vidgen.eval.billiards import TrajectoryMetrics, collision_ahead, future_displacements
 from vidgen.loading import load
@@ -43,12 +49,14 @@ from vidgen.tasks.billiards import PLAN_STRIDE, erase_balls, imagine, plan_force
 from vidgen.viz.billiards import side_by_side
 from vidgen.viz.video import write_mp4
 
-RESULTS = Path(__file__).parent / "results"
 SIZE, FRAMES, HORIZON = 96, 40, 20
 HELD_OUT = {
     "larger_tables": BilliardsConfig(balls=(1, 2), table_size=(450.0, 550.0)),
     "three_balls": BilliardsConfig(balls=(3, 3), table_size=(300.0, 450.0)),
 }
+# Planning problems of each split come from their own seed stream (a tuple seed, which no
+# integer episode seed equals), so the test tables never choose the stride.
+PLANNING_STREAMS = {"validation": (2016, 1), "test": (2016, 2)}
 
 
 def train_model(experiment: str, minutes: float, out: Path) -> torch.nn.Module:
@@ -70,13 +78,8 @@ def train_model(experiment: str, minutes: float, out: Path) -> torch.nn.Module:
 
 
 def held_out_episodes(config: BilliardsConfig, count: int, seed: int) -> dict[str, torch.Tensor]:
-    """``count`` episodes with at least one collision, stacked into a batch."""
-    runs, number = [], 0
-    while len(runs) < count:
-        run = simulate(FRAMES, SIZE, seed=seed * 100_000 + number, config=config)
-        number += 1
-        if run["collisions"].any():
-            runs.append(run)
+    """``count`` consecutive episodes of seed stream ``seed``, stacked into a batch."""
+    runs = [simulate(FRAMES, SIZE, seed=seed * 100_000 + i, config=config) for i in range(count)]
     batch = {f"objects/{k}": torch.from_numpy(np.stack([r[k] for r in runs])) for k in runs[0]}
     frames = batch.pop("objects/frames")
     batch["frames"] = frames.permute(0, 1, 4, 2, 3).float().div(255.0)
@@ -103,9 +106,9 @@ def trajectory_scores(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> d
     return {name: values.mean().item() for name, values in metric.compute().items()}
 
 
-def planning_problems(config: BilliardsConfig, count: int, seed: int) -> list[dict]:
+def planning_problems(config: BilliardsConfig, count: int, split: str) -> list[dict]:
     """Balls at rest on a held-out table and a target that some random force reaches."""
-    rng, problems = np.random.default_rng(seed), []
+    rng, problems = np.random.default_rng(PLANNING_STREAMS[split]), []
     for _ in range(count):
         table = random_table(rng, config)
         radii = np.full(int(rng.integers(config.balls[0], config.balls[1] + 1)), 25.0)
@@ -174,36 +177,60 @@ def random_success(problems: list[dict], config: BilliardsConfig, seed: int) -> 
     )
 
 
-def planning_report(nets: dict[str, torch.nn.Module], count: int, stride: int) -> dict:
-    """Success rates of the random force and of each trained model's planner."""
-    problems = planning_problems(HELD_OUT["larger_tables"], count, seed=7)
+def planning_report(nets: dict[str, torch.nn.Module], args: argparse.Namespace) -> dict:
+    """Per model: success on validation tables for each stride, the stride chosen there,
+    and success with that stride on the test tables; a random force's on both."""
+    config = HELD_OUT["larger_tables"]
+    problems = {
+        "validation": planning_problems(config, args.val_plans, "validation"),
+        "test": planning_problems(config, args.plans, "test"),
+    }
     report = {
-        "problems": count,
-        "stride": stride,
-        "random_force": random_success(problems, HELD_OUT["larger_tables"], 8),
+        "problems": {split: len(p) for split, p in problems.items()},
+        "random_force": {split: random_success(p, config, 8) for split, p in problems.items()},
     }
     for name in ("oc", "fc"):
         if name in nets:
+            by_stride = {
+                stride: planning_success(nets[name], problems["validation"], stride)
+                for stride in args.plan_strides
+            }
+            chosen = max(by_stride, key=by_stride.get)  # ties: the first listed
             start = time.perf_counter()
-            report[name] = planning_success(nets[name], problems, stride)
-            report[f"{name}_seconds"] = time.perf_counter() - start
+            report[name] = {
+                "validation_success_by_stride": {str(k): v for k, v in by_stride.items()},
+                "chosen_stride": chosen,
+                "test_success": planning_success(nets[name], problems["test"], chosen),
+                "test_seconds": round(time.perf_counter() - start, 1),
+            }
     return report
 
 
 def trajectory_report(nets: dict[str, torch.nn.Module], episodes: int, out: Path) -> dict:
-    """Each held-out set's trajectory scores per model, with ratios to constant velocity."""
+    """Each held-out set's trajectory scores per model, on all episodes and on those with a
+    collision, with ratios to constant velocity."""
     report = {}
     for seed, (set_name, config) in enumerate(HELD_OUT.items(), start=1):
         batch = held_out_episodes(config, episodes, seed)
-        scores = {name: trajectory_scores(net, batch) for name, net in nets.items()}
-        baseline = scores["constant_velocity"]
-        for name in scores:
-            for key in ("position", "position_near_collision"):
-                scores[name][f"{key}_ratio_to_cv"] = scores[name][key] / baseline[key]
-        report[set_name] = scores
+        collided = batch["objects/collisions"].flatten(1).amax(1) > 0  # [B]
+        subsets = {"all_episodes": batch}
+        if collided.any():
+            subsets["collision_episodes"] = episode_subset(batch, collided)
+        report[set_name] = {"episodes": episodes, "with_collisions": int(collided.sum())}
+        for subset, rows in subsets.items():
+            scores = {name: trajectory_scores(net, rows) for name, net in nets.items()}
+            baseline = scores["constant_velocity"]
+            for name in scores:
+                for key in ("position", "position_near_collision"):
+                    scores[name][f"{key}_ratio_to_cv"] = scores[name][key] / baseline[key]
+            report[set_name][subset] = scores
         if "oc" in nets and set_name == "larger_tables":
             imagination_video(nets["oc"], batch, out / "imagination_oc.mp4")
     return report
+
+
+def episode_subset(batch: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {key: value[rows] for key, value in batch.items()}
 
 
 def imagination_video(net: torch.nn.Module, batch: dict[str, torch.Tensor], path: Path) -> None:
@@ -231,60 +258,64 @@ def imagination_video(net: torch.nn.Module, batch: dict[str, torch.Tensor], path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=20.0, help="training time per model")
-    parser.add_argument("--episodes", type=int, default=100, help="held-out episodes per set")
-    parser.add_argument("--plans", type=int, default=40, help="planning problems")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--models", default="oc,fc")
-    parser.add_argument(
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--minutes", type=float, default=20.0, help="training per model")
+    args_parser.add_argument("--episodes", type=int, default=100, help="held-out episodes per set")
+    args_parser.add_argument("--plans", type=int, default=40, help="test planning problems")
+    args_parser.add_argument(
+        "--val-plans", type=int, default=20, help="validation problems that choose the stride"
+    )
+    args_parser.add_argument(
+        "--plan-strides",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=[1, PLAN_STRIDE, HORIZON],
+        help="imagination strides (frames per look) tried on validation, e.g. 1,5,20",
+    )
+    args_parser.add_argument("--threads", type=int, default=2)
+    args_parser.add_argument("--models", default="oc,fc")
+    args_parser.add_argument(
         "--reuse", action="store_true", help="skip training: score the saved last.ckpt files"
     )
-    parser.add_argument(
-        "--plans-only", action="store_true", help="with --reuse: rerun only the planning part"
-    )
-    parser.add_argument(
-        "--plan-stride", type=int, default=PLAN_STRIDE, help="frames imagined per look"
-    )
-    args = parser.parse_args()
-    if args.plans_only and not args.reuse:
-        parser.error("--plans-only needs --reuse")
+    args = args_parser.parse_args()
+    run = Run(args.results)
     torch.set_num_threads(args.threads)
-    out = RESULTS / "billiards"
-    saved = out / "billiards.json"
-    # A rerun on saved checkpoints keeps the figures it does not recompute.
-    report = json.loads(saved.read_text()) if args.reuse and saved.exists() else {}
-    nets, timings = {"constant_velocity": ConstantVelocity(HORIZON)}, {}
+    out = WORK / "billiards"
+    nets, train_seconds = {"constant_velocity": ConstantVelocity(HORIZON)}, {}
     for name in args.models.split(","):
         start = time.perf_counter()
         if args.reuse:
             ckpt = out / f"billiards_{name}_cpu" / "checkpoints" / "last.ckpt"
             if not ckpt.exists():
-                parser.error(f"--reuse: no checkpoint at {ckpt}")
+                args_parser.error(f"--reuse: no checkpoint at {ckpt}")
             nets[name] = load(ckpt).net.eval()
         else:
             nets[name] = train_model(f"billiards_{name}_cpu", args.minutes, out).net
-            timings[name] = time.perf_counter() - start
-    if not args.reuse:
-        report.update(train_seconds=timings, minutes_per_model=args.minutes)
-    if not args.plans_only:
-        report.update(trajectory_report(nets, args.episodes, out))
-    report["planning"] = planning_report(nets, args.plans, args.plan_stride)
-    saved.write_text(json.dumps(report, indent=2))
-    lines = [
-        "| model | set | position error | ratio to CV | near collisions | ratio |",
-        "|---|---|---|---|---|---|",
-    ]
-    for set_name in HELD_OUT:
-        for name, s in report.get(set_name, {}).items():
-            lines.append(
-                f"| {name} | {set_name} | {s['position']:.2f} | {s['position_ratio_to_cv']:.3f} "
-                f"| {s['position_near_collision']:.2f} "
-                f"| {s['position_near_collision_ratio_to_cv']:.3f} |"
-            )
-    lines.append(f"\nplanning success: {report['planning']}")
-    (out / "billiards.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+            train_seconds[name] = round(time.perf_counter() - start, 1)
+    figures = {
+        "train_seconds": train_seconds or None,
+        "trajectories": trajectory_report(nets, args.episodes, out),
+        "planning": planning_report(nets, args),
+    }
+    protocol = {
+        "trajectories": f"test episodes simulated here ({args.episodes} per held-out set, seed "
+        "streams 1 and 2): all of them, and the subset with at least one collision; every "
+        "model and constant velocity on the same episodes",
+        "planning": "stride chosen per model on validation tables (own seed stream), success "
+        "reported on test tables (another stream) with that stride; a random force on both",
+        "models": f"checkpoints of an earlier run in {out}, not trained here"
+        if args.reuse
+        else f"equal wall time: each trained here for {args.minutes} min on billiards_small "
+        "(same data and seed); the last checkpoint is scored",
+    }
+    run.write("billiards", figures, protocol, settings(args))
+    for set_name, sets in figures["trajectories"].items():
+        for subset in ("all_episodes", "collision_episodes"):
+            for name, s in sets.get(subset, {}).items():
+                print(
+                    f"{set_name} {subset} {name}: position error {s['position']:.2f} "
+                    f"({s['position_ratio_to_cv']:.3f}x constant velocity)"
+                )
+    print(f"planning: {figures['planning']}")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,20 @@
 """CDNA, DNA and STP on the synthetic pushing world: do they beat copy-last, and do they use
 the actions?
 
-Trains each head of the small ``cdna_pusher`` experiment for a fixed wall-clock budget on
-the CPU, then rolls out every test window (2 context frames, 8 predicted) three ways: with
-the true actions, with the actions of another clip (a cyclic shift over the batch), and as
-copy-last-frame. Prints PSNR / SSIM means over the 8 predicted frames and the gains in dB,
-and writes benchmarks/results/cdna.{json,md}.
+Trains each head of the small ``cdna_pusher`` experiment for the same number of optimizer
+updates (same data, batch and seed; about 10 minutes for all three on 2 CPU cores), then
+rolls out every test window (2 context frames, 8 predicted) three ways: with the true
+actions, with the actions of another clip (a cyclic shift over the batch), and as
+copy-last-frame. Reports PSNR / SSIM means over the 8 predicted frames and the gains in dB.
 
-    flock /tmp/vidgen-heavy.lock python benchmarks/cdna.py        # ~11 min on 2 cores
+    python -m benchmarks.cdna [--updates 250 --heads cdna dna stp]
+
+Record: benchmarks/results/cdna.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import time
 from pathlib import Path
 
@@ -23,26 +23,24 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 
+from benchmarks.record import WORK, Run, parser, settings
 from vidgen.cli.train import CONFIG_DIR
 from vidgen.data.dataset import to_model_batch
 from vidgen.eval import CopyLastFrame, frame_metrics
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--heads", nargs="+", default=["cdna", "dna", "stp"])
-    parser.add_argument("--minutes", type=float, default=6.0, help="CDNA's training budget")
-    parser.add_argument("--other-minutes", type=float, default=2.0, help="DNA's and STP's")
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--heads", nargs="+", default=["cdna", "dna", "stp"])
+    args_parser.add_argument("--updates", type=int, default=250, help="optimizer updates per head")
     # One thread is robust on a shared CPU: spinning OpenMP threads collapse under contention.
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data", default=str(RESULTS / "data" / "pusher32"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
+    args_parser.add_argument("--threads", type=int, default=1)
+    args_parser.add_argument("--data", type=Path, default=WORK / "data" / "pusher32")
+    args_parser.add_argument("--seed", type=int, default=0)
+    args_parser.add_argument(
         "overrides", nargs="*", help="extra Hydra overrides, e.g. data.batch_size=8"
     )
-    return parser.parse_args()
+    return args_parser.parse_args()
 
 
 def compose_config(head: str, args: argparse.Namespace, output: Path):
@@ -64,8 +62,9 @@ def compose_config(head: str, args: argparse.Namespace, output: Path):
 
 
 @torch.no_grad()
-def evaluate(task, datamodule) -> dict[str, dict[str, float]]:
-    """Mean PSNR / SSIM over all predicted frames of every test window, three ways."""
+def evaluate(task, datamodule) -> tuple[dict[str, dict[str, float]], int]:
+    """Mean PSNR / SSIM over all predicted frames of every test window, three ways, and the
+    number of windows."""
     task.eval()
     context, horizon = task.eval_context, task.eval_horizon
     sums: dict[str, dict[str, float]] = {}
@@ -86,14 +85,14 @@ def evaluate(task, datamodule) -> dict[str, dict[str, float]]:
                 totals = sums.setdefault(name, {})
                 totals[metric] = totals.get(metric, 0.0) + float(metrics[metric].mean(1).sum())
         count += len(frames)
-    return {name: {m: v / count for m, v in totals.items()} for name, totals in sums.items()}
+    means = {name: {m: v / count for m, v in totals.items()} for name, totals in sums.items()}
+    return means, count
 
 
 def run_head(head: str, args: argparse.Namespace) -> dict:
-    output = RESULTS / "runs" / head
+    output = WORK / "cdna" / head
     cfg = compose_config(head, args, output)
     pl.seed_everything(cfg.seed, workers=True)
-    minutes = args.minutes if head == "cdna" else args.other_minutes
     datamodule = hydra.utils.instantiate(cfg.data)
     task = hydra.utils.instantiate(cfg.model)
     datamodule.prepare_data()
@@ -101,7 +100,7 @@ def run_head(head: str, args: argparse.Namespace) -> dict:
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=-1,
-        max_time=datetime.timedelta(minutes=minutes),
+        max_steps=args.updates,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,
@@ -109,15 +108,17 @@ def run_head(head: str, args: argparse.Namespace) -> dict:
         enable_model_summary=False,
         default_root_dir=output,
     )
-    start = time.time()
+    start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
-    train_seconds = time.time() - start
+    train_seconds = time.perf_counter() - start
     datamodule.setup("test")
-    result = evaluate(task, datamodule)
+    result, windows = evaluate(task, datamodule)
     return {
         "head": head,
         "updates": trainer.global_step,
+        "batch_size": datamodule.batch_size,
         "train_seconds": round(train_seconds, 1),
+        "test_windows": windows,
         **{f"{name}_{m}": round(v, 4) for name, ms in result.items() for m, v in ms.items()},
         "gain_over_copy_last_db": round(
             result["true_actions"]["psnr"] - result["copy_last"]["psnr"], 3
@@ -130,8 +131,8 @@ def run_head(head: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     args = parse_args()
+    run = Run(args.results)
     torch.set_num_threads(args.threads)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     rows = [run_head(head, args) for head in args.heads]
     for row in rows:
         print(
@@ -142,30 +143,16 @@ def main() -> None:
             f"shuffling costs {row['shuffle_drop_db']:.2f} dB | SSIM "
             f"{row['true_actions_ssim']:.3f} vs copy-last {row['copy_last_ssim']:.3f}"
         )
-    setup = {
-        "minutes_cdna": args.minutes,
-        "minutes_dna_stp": args.other_minutes,
-        "threads": args.threads,
-        "data": args.data,
-        "overrides": args.overrides,
-        "torch": torch.__version__,
+    protocol = {
+        "figures": f"test split of {args.data}, every unique window (test_windows per head), "
+        "2 context frames and 8 predicted; shuffled actions and copy-last-frame on the same "
+        "windows",
+        "budget": f"equal optimizer updates: every head trains for {args.updates} updates on "
+        "the same training split, batch size and seed",
+        "selection": "none: the weights after the last update are tested; no setting is "
+        "chosen on any split",
     }
-    (RESULTS / "cdna.json").write_text(json.dumps({"setup": setup, "results": rows}, indent=2))
-    header = "| head | updates | PSNR true | PSNR shuffled | PSNR copy-last | gain dB | " \
-             "shuffle drop dB | SSIM true | SSIM copy-last |"  # fmt: skip
-    lines = [header, "|" + "---|" * 9]
-    lines += [
-        f"| {r['head']} | {r['updates']} | {r['true_actions_psnr']:.2f} | "
-        f"{r['shuffled_actions_psnr']:.2f} | {r['copy_last_psnr']:.2f} | "
-        f"{r['gain_over_copy_last_db']:+.2f} | {r['shuffle_drop_db']:.2f} | "
-        f"{r['true_actions_ssim']:.3f} | {r['copy_last_ssim']:.3f} |"
-        for r in rows
-    ]
-    (RESULTS / "cdna.md").write_text(
-        f"CDNA / DNA / STP on pusher: CDNA {args.minutes} min, DNA and STP "
-        f"{args.other_minutes} min each, {args.threads} thread(s)\n\n" + "\n".join(lines) + "\n"
-    )
-    print(f"wrote {RESULTS / 'cdna.json'} and cdna.md")
+    run.write("cdna", {"heads": rows}, protocol, settings(args))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ converters write them). Each is read with the worker count VideoDataModule picks
 (``num_workers: auto``) and, for comparison, with ``--workers`` processes.
 
     python -m benchmarks.loader [--windows 2000 --workers 2 --batch 8]
+
+Record: benchmarks/results/loader.json.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
+from benchmarks.record import Run, parser, settings
 from vidgen.data import ClipDataset, ClipWriter, VideoDataModule, collate_windows
 
-RESULTS = Path(__file__).parent / "results"
 LENGTH = 10
+DATASETS = {"64x64 lzf": ((64, 64), "lzf"), "128x160 raw": ((128, 160), None)}
 
 
 def write_dataset(path: Path, size: tuple[int, int], compression: str | None) -> None:
@@ -71,18 +72,16 @@ def loader_read(path: Path, windows: int, workers: int, batch: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--windows", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args()
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--windows", type=int, default=2000)
+    args_parser.add_argument("--workers", type=int, default=2)
+    args_parser.add_argument("--batch", type=int, default=8)
+    args = args_parser.parse_args()
+    run = Run(args.results)
     torch.manual_seed(0)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, size, compression in (
-            ("64x64 lzf", (64, 64), "lzf"),
-            ("128x160 raw", (128, 160), None),
-        ):
+        for name, (size, compression) in DATASETS.items():
             path = Path(tmp) / f"{size[0]}x{size[1]}.h5"
             write_dataset(path, size, compression)
             starts = np.random.default_rng(1).choice(ClipDataset(path, LENGTH).starts, args.windows)
@@ -96,8 +95,13 @@ def main() -> None:
                 results[name][f"{label}_ratio"] = ours / raw
                 print(f"{name}, {workers} workers: DataLoader {ours:.0f} windows/s, raw h5py "
                       f"{raw:.0f} windows/s -> ratio {ours / raw:.2f} (goal >= 0.5)")  # fmt: skip
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "loader.json").write_text(json.dumps(results, indent=2))
+    protocol = {
+        "figures": f"{args.windows} random T={LENGTH} windows of files written in this run "
+        "(20 episodes x 150 frames each); the raw h5py read of the same windows, in the "
+        "same run, is the baseline of each ratio"
+    }
+    setup = {**settings(args), "datasets": list(DATASETS)}
+    run.write("loader", results, protocol, setup)
 
 
 if __name__ == "__main__":

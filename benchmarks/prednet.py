@@ -1,56 +1,69 @@
-"""PredNet benchmarks.
+"""PredNet benchmarks, two independent parts with a record each.
 
-(a) quality: train the demo (small PredNet on bouncing balls) for at most ``--minutes`` and
-    report held-out next-frame MSE as a ratio to copy-last-frame (goal: <= 0.5);
-(b) speed: training clips/s of our PredNet at the paper config (128x160, nt=10, batch 4)
-    against a straightforward implementation of the same network, in the same run
-    (goal: >= 1.0x), with NHWC and with NCHW activations (``PredNet(channels_last=...)``),
-    plus the projected time of the paper's 18,750 updates.
+quality: the demo (``vidgen-train``, experiment=demo: a small PredNet on bouncing balls,
+    5 epochs) trained as is, its best-on-validation checkpoint scored on the whole test split:
+    next-frame MSE as a ratio to copy-last-frame (goal: <= 0.5). Record: prednet_quality.json.
+speed: training clips/s of our PredNet at the paper config (128x160, nt=10, batch 4) against
+    a straightforward implementation of the same network, in the same run (goal: >= 1.0x),
+    with NHWC and with NCHW activations (``PredNet(channels_last=...)``), plus the projected
+    time of the paper's 18,750 updates. Record: prednet_speed.json.
 
-    python -m benchmarks.prednet                 # both, CPU
-    python -m benchmarks.prednet --skip-quality --device cuda --amp
+    python -m benchmarks.prednet quality
+    python -m benchmarks.prednet speed [--device cuda --amp]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
+import hydra
 import torch
 from hydra import compose, initialize_config_dir
 
+from benchmarks.record import WORK, Run, parser, settings
 from benchmarks.reference_prednet import reference_prednet
 from vidgen.cli.train import CONFIG_DIR, train
 from vidgen.models import PredNet
 
-RESULTS = Path(__file__).parent / "results"
 PAPER_STEPS = 18_750
 
 
-def quality(minutes: float, data_dir: Path) -> dict[str, float]:
-    out = RESULTS / "prednet_demo"
+def quality(args: argparse.Namespace, run: Run) -> None:
+    out = WORK / "prednet_demo"
     overrides = [
         "experiment=demo",
         f"paths.output_dir={out}",
         f"paths.log_dir={out}",
-        f"paths.data_dir={data_dir}",
-        f"+trainer.max_time=00:00:{int(minutes):02d}:{round(minutes % 1 * 60):02d}",
+        f"paths.data_dir={args.data_dir}",
         "trainer.enable_progress_bar=false",
     ]
+    if args.minutes is not None:
+        overrides.append(
+            f"+trainer.max_time=00:00:{int(args.minutes):02d}:{round(args.minutes % 1 * 60):02d}"
+        )
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     start = time.perf_counter()
     metrics = train(cfg)
-    return {
-        "train_and_test_seconds": time.perf_counter() - start,
-        "test_mse": metrics["test/mse"],
-        "copy_last_mse": metrics["test/copy_last_mse"],
-        "mse_ratio_to_copy_last": metrics["test/mse_ratio"],
-        "test_psnr": metrics["test/psnr"],
-        "copy_last_psnr": metrics["test/copy_last_psnr"],
+    seconds = time.perf_counter() - start
+    test_windows = len(hydra.utils.instantiate(cfg.data).dataset("test"))
+    test = {key[5:]: value for key, value in metrics.items() if key.startswith("test/")}
+    figures = {"train_and_test_seconds": round(seconds, 1), "test_windows": test_windows, **test}
+    protocol = {
+        "figures": f"test split of {cfg.data.root}, {test_windows} unique windows of "
+        f"{cfg.data.length} frames, next-frame protocol; copy-last-frame on the same windows",
+        "selection": "the checkpoint with the lowest val/loss (validation split) is tested",
     }
+    epochs = cfg.trainer.max_epochs
+    setup = {**settings(args), "experiment": "demo", "max_epochs": epochs}
+    run.write("prednet_quality", figures, protocol, setup)
+    print(
+        f"quality: demo next-frame MSE {metrics['test/mse']:.5f} vs copy-last "
+        f"{metrics['test/copy_last_mse']:.5f} -> ratio {metrics['test/mse_ratio']:.3f} "
+        f"(goal <= 0.5) after {seconds / 60:.1f} min"
+    )
 
 
 def clips_per_second(forward, net: PredNet, frames: torch.Tensor, steps: int, amp: bool) -> float:
@@ -86,17 +99,13 @@ def speed(device: str, steps: int, amp: bool, compile_model: bool) -> dict[str, 
     # The data module hands frames over as uint8 HWC made float: channels-last in memory.
     frames = torch.rand(4, 10, 128, 160, 3, device=device).permute(0, 1, 4, 2, 3)
     result: dict = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
-        "amp_bf16": amp,
-        "compiled": compile_model,
         "reference_clips_per_s": clips_per_second(reference_prednet, net, frames, steps, amp),
     }
     for layout, channels_last in (("channels_last", True), ("contiguous", False)):
         ours = PredNet(channels_last=channels_last).to(device)
         ours.load_state_dict(net.state_dict())
-        run = torch.compile(ours) if compile_model else ours
-        rate = clips_per_second(lambda model, x, run=run: run(x), ours, frames, steps, amp)
+        model = torch.compile(ours) if compile_model else ours
+        rate = clips_per_second(lambda _, x, model=model: model(x), ours, frames, steps, amp)
         result[f"ours_{layout}_clips_per_s"] = rate
         result[f"speedup_{layout}"] = rate / result["reference_clips_per_s"]
     best = max(result["ours_channels_last_clips_per_s"], result["ours_contiguous_clips_per_s"])
@@ -104,39 +113,39 @@ def speed(device: str, steps: int, amp: bool, compile_model: bool) -> dict[str, 
     return result
 
 
+def speed_part(args: argparse.Namespace, run: Run) -> None:
+    s = speed(args.device, args.steps, args.amp, args.compile)
+    protocol = {
+        "figures": f"{args.steps} timed Adam steps on random 4 x 10 x 3 x 128 x 160 clips after "
+        "one warm-up step; the straightforward implementation runs in the same process on "
+        "the same weights and is the baseline of each speed-up"
+    }
+    run.write("prednet_speed", s, protocol, settings(args), device=args.device)
+    print(
+        f"speed: straightforward {s['reference_clips_per_s']:.3f} clips/s; "
+        f"ours NHWC {s['ours_channels_last_clips_per_s']:.3f} "
+        f"({s['speedup_channels_last']:.2f}x), NCHW {s['ours_contiguous_clips_per_s']:.3f} "
+        f"({s['speedup_contiguous']:.2f}x); 18,750 paper steps would take "
+        f"{s['paper_run_minutes']:.0f} min"
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="training budget (quality)")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
-    parser.add_argument("--skip-quality", action="store_true")
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps (speed)")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile our model")
-    args = parser.parse_args()
-    results = {}
-    if not args.skip_speed:
-        results["speed"] = speed(args.device, args.steps, args.amp, args.compile)
-        s = results["speed"]
-        print(
-            f"speed ({s['device']}): straightforward {s['reference_clips_per_s']:.3f} clips/s; "
-            f"ours NHWC {s['ours_channels_last_clips_per_s']:.3f} "
-            f"({s['speedup_channels_last']:.2f}x), NCHW {s['ours_contiguous_clips_per_s']:.3f} "
-            f"({s['speedup_contiguous']:.2f}x); 18,750 paper steps would take "
-            f"{s['paper_run_minutes']:.0f} min"
-        )
-    if not args.skip_quality:
-        results["quality"] = q = quality(args.minutes, args.data_dir)
-        print(
-            f"quality: demo next-frame MSE {q['test_mse']:.5f} vs copy-last "
-            f"{q['copy_last_mse']:.5f} -> ratio {q['mse_ratio_to_copy_last']:.3f} "
-            f"(goal <= 0.5) after {q['train_and_test_seconds'] / 60:.1f} min"
-        )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "prednet.json"
-    previous = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**previous, **results}, indent=2))  # keep the part not rerun
+    args_parser = parser(__doc__)
+    parts = args_parser.add_subparsers(dest="part", required=True)
+    q = parts.add_parser("quality", help="the demo against copy-last-frame")
+    q.add_argument("--data-dir", type=Path, default=Path("data"))
+    q.add_argument("--minutes", type=float, help="stop training early (default: the 5 epochs)")
+    q.set_defaults(part_main=quality)
+    sp = parts.add_parser("speed", help="training clips/s against a straightforward PredNet")
+    sp.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    sp.add_argument("--steps", type=int, default=3, help="timed training steps")
+    sp.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
+    sp.add_argument("--compile", action="store_true", help="torch.compile our model")
+    sp.set_defaults(part_main=speed_part)
+    args = args_parser.parse_args()
+    part_main = args.__dict__.pop("part_main")
+    part_main(args, Run(args.results))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ of bouncing-ball renders at 64x64 (upscaled 2x for viewing) and 128x160 (as is).
     png         the same frames written as PNG files with OpenCV (the other baseline)
 
     python -m benchmarks.render [--frames 60 --clips 4 --repeats 3]
+
+Record: benchmarks/results/render.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,11 +29,11 @@ import cv2
 import numpy as np
 import torch
 
+from benchmarks.record import Run, parser, settings
 from vidgen.sim import WORLDS
 from vidgen.viz.grid import rollout_panels, video_grid
 from vidgen.viz.video import DEFAULT_CRF, write_mp4
 
-RESULTS = Path(__file__).parent / "results"
 FPS = 10
 SIZES = {"64x64": (64, 64), "128x160": (128, 160)}
 
@@ -98,33 +99,27 @@ def measure(size: tuple[int, int], args: argparse.Namespace, tmp: Path) -> dict[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=60, help="video frames per clip")
-    parser.add_argument("--clips", type=int, default=4, help="rows of the grid")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args_parser = parser(__doc__)
+    args_parser.add_argument("--frames", type=int, default=60, help="video frames per clip")
+    args_parser.add_argument("--clips", type=int, default=4, help="rows of the grid")
+    args_parser.add_argument("--repeats", type=int, default=3)
+    args = args_parser.parse_args()
+    run = Run(args.results)
     torch.set_num_threads(1)
-    results = {"frames": args.frames, "clips": args.clips, "torch_threads": 1}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, size in SIZES.items():
-            results[name] = measure(size, args, Path(tmp))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "render.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [
-        "| frames | grid (H x W) | grid fps | write_mp4 fps | raw x264 fps | png fps "
-        "| grid+mp4 fps | write_mp4 / raw | grid+mp4 / png |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name in SIZES:
-        r = results[name]
-        lines.append(
-            f"| {name} | {r['grid_shape'][0]} x {r['grid_shape'][1]} | {r['grid_fps']} "
-            f"| {r['write_mp4_fps']} | {r['raw_x264_fps']} | {r['png_fps']} "
-            f"| {r['grid_plus_mp4_fps']} | {r['write_mp4_vs_raw_x264']} "
-            f"| {r['grid_plus_mp4_vs_png']} |"
+        results = {name: measure(size, args, Path(tmp)) for name, size in SIZES.items()}
+    for name, r in results.items():
+        print(
+            f"{name}: grid {r['grid_fps']} fps, write_mp4 {r['write_mp4_fps']} fps "
+            f"({r['write_mp4_vs_raw_x264']}x bare PyAV), grid + mp4 "
+            f"{r['grid_plus_mp4_vs_png']}x PNG files"
         )
-    (RESULTS / "render.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    protocol = {
+        "figures": f"{args.clips} bouncing-ball clips of {args.frames} frames per size, the "
+        f"fastest of {args.repeats} repeats; bare PyAV libx264 and OpenCV PNG files encode the "
+        "same grid frames in the same run as the baselines"
+    }
+    run.write("render", results, protocol, settings(args))
 
 
 if __name__ == "__main__":

@@ -5,15 +5,16 @@ sizes) for a fixed wall-clock budget, then scores with ``ball_plausibility``:
   - held-out real clips (the ceiling), samples of the untrained generator (the floor, same
     initial weights), and samples of the trained generator;
   - the mean mask on ball pixels of the samples (bright pixels) against the rest.
-Writes benchmarks/results/vgan.json and .md.
+The record states the world (ball count, radii, speeds, frame size) the run used.
 
-    flock /tmp/vidgen-heavy.lock .venv/bin/python benchmarks/vgan.py --minutes 18
+    python -m benchmarks.vgan [--minutes 18 --balls 3 --size 32 --frames 8]
+
+Record: benchmarks/results/vgan.json; sample strips and weights go to benchmarks/work.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import time
 from pathlib import Path
 
@@ -23,12 +24,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import save_image
 
+from benchmarks.record import WORK, Run, settings
+from benchmarks.record import parser as make_parser
 from vidgen.eval.plausibility import BallSpec, ball_plausibility
 from vidgen.models.vgan import VideoDiscriminator, VideoGenerator
 from vidgen.sim.bouncing_balls import BouncingBallsConfig, simulate
 from vidgen.tasks.vgan import VGANTask
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class RandomWindows(Dataset):
@@ -48,8 +49,10 @@ class RandomWindows(Dataset):
         return {"frames": clip.permute(0, 3, 1, 2).float() / 255}
 
 
-def render(episodes: int, frames: int, size: int, seed: int, balls: int) -> np.ndarray:
-    world = BouncingBallsConfig(num_balls=balls)
+def render(
+    episodes: int, frames: int, size: int, seed: int, world: BouncingBallsConfig
+) -> np.ndarray:
+    """Seed stream ``seed``: episode i uses seed * 100,000 + i, so streams never share one."""
     runs = [simulate(frames, size, seed * 100_000 + i, world) for i in range(episodes)]
     return np.stack([run["frames"] for run in runs])
 
@@ -75,7 +78,7 @@ def mask_statistics(task: VGANTask, num: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser(__doc__)
     parser.add_argument("--minutes", type=float, default=18.0, help="training wall-clock budget")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=32)
@@ -87,14 +90,15 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=128, help="clips scored per population")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", default="vgan")
     parser.add_argument("--weights", help="score this saved state_dict instead of training")
     args = parser.parse_args()
+    run = Run(args.results)
     torch.set_num_threads(args.threads)
     pl.seed_everything(args.seed, workers=True)
 
-    train_eps = render(args.episodes, 2 * args.frames, args.size, seed=1, balls=args.balls)
-    held_out = render(args.clips, args.frames, args.size, seed=2, balls=args.balls)
+    world = BouncingBallsConfig(num_balls=args.balls)
+    train_eps = render(args.episodes, 2 * args.frames, args.size, seed=1, world=world)
+    held_out = render(args.clips, args.frames, args.size, seed=2, world=world)
     spec = BallSpec(num_balls=args.balls)
     real = torch.from_numpy(held_out).permute(0, 1, 4, 2, 3).float() / 255
 
@@ -130,10 +134,11 @@ def main() -> None:
     trained_batch_stats = task.sample(args.clips, seed=1)
     task.eval()
     trained = task.sample(args.clips, seed=1)
-    RESULTS.mkdir(exist_ok=True)
-    save_strip(trained, RESULTS / f"{args.name}_samples.png")
-    save_strip(trained_batch_stats, RESULTS / f"{args.name}_samples_batch_stats.png")
-    torch.save(task.state_dict(), RESULTS / f"{args.name}_weights.pt")
+    out = WORK / "vgan"
+    out.mkdir(parents=True, exist_ok=True)
+    save_strip(trained, out / "samples.png")
+    save_strip(trained_batch_stats, out / "samples_batch_stats.png")
+    torch.save(task.state_dict(), out / "weights.pt")
 
     scores = {
         "real": ball_plausibility(real, spec),
@@ -142,10 +147,10 @@ def main() -> None:
         "trained_batch_stats": ball_plausibility(trained_batch_stats.video, spec),
     }
     gap = scores["real"]["score"] - scores["untrained"]["score"]
-    result = {
-        "config": vars(args),
-        "iterations": trainer.global_step // 2,  # two optimizer steps per iteration
-        "train_seconds": round(train_s, 1),
+    figures = {
+        # Two optimizer steps per iteration; none when saved weights were scored.
+        "iterations": None if args.weights else trainer.global_step // 2,
+        "train_seconds": None if args.weights else round(train_s, 1),
         "plausibility": scores,
         # 0 = as plausible as the untrained generator, 1 = as plausible as real clips.
         "trained_fraction_of_gap": (scores["trained"]["score"] - scores["untrained"]["score"]) / gap
@@ -153,29 +158,34 @@ def main() -> None:
         else float("nan"),
         **mask_statistics(task, args.clips),
     }
-    result["mask_ratio_balls_to_rest"] = result["mask_on_balls"] / max(
-        result["mask_elsewhere"], 1e-12
+    figures["mask_ratio_balls_to_rest"] = figures["mask_on_balls"] / max(
+        figures["mask_elsewhere"], 1e-12
     )
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
-    lines = [
-        f"# VGAN on bouncing balls ({args.frames}x{args.size}x{args.size}, {args.minutes} min CPU)",
-        "",
-        f"{result['iterations']} iterations in {train_s:.0f} s",
-        "",
-        "| clips | plausibility | right ball count | smooth steps | spread across clips |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {who} | {s['score']:.3f} | {s['right_count']:.3f} | {s['smooth_steps']:.3f} "
-            f"| {s['spread']:.3f} |"
-            for who, s in scores.items()
-        ),
-        "",
-        f"trained / (real - untrained) gap closed: {result['trained_fraction_of_gap']:.2f}",
-        f"mean mask on ball pixels {result['mask_on_balls']:.3f}, elsewhere "
-        f"{result['mask_elsewhere']:.3f} (ratio {result['mask_ratio_balls_to_rest']:.2f})",
-    ]
-    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    world_record = {
+        "world": "bouncing_balls",
+        **{k: v for k, v in dataclasses.asdict(world).items() if k != "colors"},
+        "frame_size": args.size,
+        "clip_frames": args.frames,
+        "training_episodes": args.episodes,
+        "training_episode_frames": 2 * args.frames,
+    }
+    protocol = {
+        "figures": f"{args.clips} held-out real clips (seed stream 2; training episodes use "
+        f"stream 1) and {args.clips} samples each of the untrained and the trained generator "
+        "(sample seed 1), scored by ball_plausibility",
+        "weights": f"loaded from {args.weights}, not trained in this run"
+        if args.weights
+        else "trained in this run; the final weights are scored",
+        "selection": "none: batch-norm running statistics (eval mode) are the headline, batch "
+        "statistics are reported beside them",
+    }
+    run.write("vgan", figures, protocol, {**settings(args), "world": world_record})
+    print(
+        f"{figures['iterations']} iterations; plausibility real "
+        f"{scores['real']['score']:.3f}, trained {scores['trained']['score']:.3f}, untrained "
+        f"{scores['untrained']['score']:.3f}; mask on balls {figures['mask_on_balls']:.3f} vs "
+        f"{figures['mask_elsewhere']:.3f} elsewhere"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from vidgen.errors import VidgenError
 from vidgen.sim import WORLDS
 
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+# Each split draws its episode seeds from its own stream, so no count moves an episode across.
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
 def split_counts(episodes: int) -> dict[str, int]:
@@ -37,7 +39,11 @@ def generate_dataset(
     force: bool = False,
     options: Mapping[str, object] | None = None,
 ) -> None:
-    """Render ``episodes`` seeded runs of ``world``; episode e of every split has its own seed.
+    """Render ``episodes`` seeded runs of ``world``.
+
+    Episode i of a split is seeded by (``seed``, split, i): the same ``seed`` always gives a
+    split the same episodes in the same order, and a test or val episode is never a training
+    episode of a dataset with any other episode count.
 
     ``options`` set fields of the world's config (e.g. billiards ``balls="1-3"``)."""
     if world not in WORLDS:
@@ -49,7 +55,7 @@ def generate_dataset(
         raise VidgenError(f"size must be positive, got {size}.")
     simulate = WORLDS[world]
     world_kwargs = {"config": world_config(world, options)} if options else {}
-    jobs = [split for split, count in split_counts(episodes).items() for _ in range(count)]
+    jobs = [(split, i) for split, count in split_counts(episodes).items() for i in range(count)]
     attrs = {
         "world": world,
         "seed": seed,
@@ -58,10 +64,10 @@ def generate_dataset(
     with SplitWriter(
         out, fps=fps, source=f"synthetic:{world}", force=force, compression="lzf", attrs=attrs
     ) as writer:
-        for number, split in enumerate(progress(jobs, f"rendering {world}")):
-            # Each episode's seed derives from (seed, number): reproducible and independent.
-            episode_seed = int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
-            run = simulate(num_frames=frames, size=size, seed=episode_seed, **world_kwargs)
+        for split, index in progress(jobs, f"rendering {world}"):
+            run = simulate(
+                num_frames=frames, size=size, seed=episode_seed(seed, split, index), **world_kwargs
+            )
             tracks = {
                 key: value
                 for key, value in run.items()
@@ -69,12 +75,19 @@ def generate_dataset(
             }
             writer.add(
                 split,
-                f"{world}/{number:05d}",
+                f"{world}/{split}/{index:05d}",
                 run["frames"],
                 actions=run.get("actions"),
                 states=run.get("states"),
                 objects=tracks,
             )
+
+
+def episode_seed(seed: int, split: str, index: int) -> int:
+    """The simulator seed of episode ``index`` of ``split``: a 128-bit hash of (seed, split,
+    index), so seeds of different episodes do not collide at any dataset size."""
+    words = np.random.SeedSequence([seed, SPLIT_CODES[split], index]).generate_state(4)
+    return int.from_bytes(words.tobytes(), "little")
 
 
 def _config_type(world: str) -> type:

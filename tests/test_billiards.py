@@ -1,5 +1,5 @@
-"""Billiards (Fragkiadaki et al. 2016): exact physics, the world's data, glimpses, the OC / FC
-models, trajectory metrics, imagination, planning, training and the vidgen-plan command."""
+"""Billiards (Fragkiadaki et al. 2016): exact physics, the world's data, trajectory metrics,
+training and the vidgen-plan command (the models themselves: test_billiards_models.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torchvision
-from torch import nn
 
 from conftest import compose_train, experiments_of
 from data_prep.synthetic import generate_dataset
@@ -18,8 +16,7 @@ from vidgen.cli.train import train
 from vidgen.data.dataset import ClipDataset
 from vidgen.errors import VidgenError
 from vidgen.eval.billiards import TrajectoryMetrics, future_displacements, trajectory_errors
-from vidgen.models import ConstantVelocity, FrameCentricPredictor, ObjectCentricPredictor
-from vidgen.models.billiards import alexnet_features, glimpses
+from vidgen.models import ConstantVelocity, ObjectCentricPredictor
 from vidgen.sim import WORLDS
 from vidgen.sim.billiards import (
     BilliardsConfig,
@@ -31,7 +28,7 @@ from vidgen.sim.billiards import (
     run_physics,
     simulate,
 )
-from vidgen.tasks.billiards import BilliardsTask, erase_balls, find_balls, imagine, plan_force
+from vidgen.tasks.billiards import BilliardsTask, find_balls
 
 SQUARE = Table(np.array([(0.0, 0.0), (600.0, 0.0), (600.0, 600.0), (0.0, 600.0)]))
 TINY_NET = [
@@ -150,55 +147,6 @@ def test_find_balls_inverts_the_renderer() -> None:
     np.testing.assert_allclose(found_radii[0, :2].numpy(), 25.0, atol=2.0)
 
 
-def test_glimpses_at_table_edges_pad_white_and_repeat_the_first_frame() -> None:
-    frames = torch.rand(1, 3, 3, 8, 10)
-    centres = torch.tensor([[[[0.0, 0.0]], [[5.0, 4.0]]]])  # steps 1, 2: a corner, the middle
-    crops = glimpses(frames, centres, (8.0, 8.0), 8, history=3)  # 1:1 pixels
-    assert crops.shape == (1, 2, 9, 8, 8)
-    corner = crops[0, 0]  # step 1: history frames 0, 0, 1; the image's top-left quadrant
-    assert (corner[:, :4, :].abs() < 1e-6).all() and (corner[:, :, :4].abs() < 1e-6).all()
-    torch.testing.assert_close(corner[6:, 4:, 4:], 1 - frames[0, 1, :, :4, :4])
-    torch.testing.assert_close(corner[:3], corner[3:6])  # frame 0 repeated before the start
-    torch.testing.assert_close(crops[0, 1, 6:], 1 - frames[0, 2, :, :, 1:9])
-
-
-def test_alexnet_trunk_is_torchvisions_with_stacked_inputs() -> None:
-    ours, theirs = alexnet_features(12).state_dict(), torchvision.models.AlexNet().features
-    theirs = theirs.state_dict()
-    assert list(ours) == list(theirs)
-    for key in ours:
-        expected = (64, 12, 11, 11) if key == "0.weight" else theirs[key].shape
-        assert ours[key].shape == expected
-
-
-def test_local_pretrained_alexnet_weights_are_inflated_over_the_history(tmp_path) -> None:
-    torch.manual_seed(0)
-    features = torchvision.models.AlexNet().features
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "a.pth")
-    net = ObjectCentricPredictor(glimpse_size=64, hidden=8, pretrained=str(tmp_path / "a.pth"))
-    conv1 = net.features[0].weight
-    torch.testing.assert_close(conv1[:, 9:], features[0].weight / 4)
-    torch.testing.assert_close(net.features[3].weight, features[3].weight)
-
-
-@pytest.mark.parametrize("model", ["oc", "fc"])
-def test_model_shapes_absent_balls_and_stepwise_equals_whole(model: str) -> None:
-    torch.manual_seed(0)
-    kw = dict(glimpse_size=64, width=0.125, hidden=16, horizon=5)
-    net = ObjectCentricPredictor(**kw) if model == "oc" else FrameCentricPredictor(3, **kw)
-    frames, positions = torch.rand(2, 7, 3, 48, 48), torch.rand(2, 7, 3, 2) * 600
-    positions[1, :, 2] = float("nan")
-    forces = torch.zeros(2, 7, 3, 2)
-    forces[:, 0, 0] = 5e4
-    whole, _ = net(frames, positions, forces)
-    assert whole.shape == (2, 7, 3, 5, 2)
-    if model == "oc":
-        assert (whole[1, :, 2] == 0).all()
-    _, state = net(frames[:, :6], positions[:, :6], forces[:, :6])
-    last, _ = net(frames, positions[:, 6:], forces[:, 6:], state)
-    torch.testing.assert_close(last[:, 0], whole[:, 6], atol=1e-5, rtol=1e-4)
-
-
 def test_trajectory_errors_and_constant_velocity_by_hand() -> None:
     positions = torch.tensor([[[0.0, 0.0]], [[1.0, 0.0]], [[2.0, 0.0]], [[2.0, 1.0]]])[None]
     target = future_displacements(positions, 2)  # [1, 4, 1, 2, 2]
@@ -219,59 +167,6 @@ def test_trajectory_errors_and_constant_velocity_by_hand() -> None:
     )
 
 
-class StraightLines(nn.Module):
-    """An oracle for an open table: the impulse sets the velocity, which then never changes."""
-
-    history, horizon, arena = 1, 20, 600.0
-
-    def forward(self, frames, positions, forces, state=None):
-        velocity = torch.zeros_like(positions[:, 0]) if state is None else state
-        steps = []
-        for t in range(positions.shape[1]):
-            velocity = velocity + forces[:, t] / float(ball_mass(25.0)) * 0.01
-            steps.append(velocity)
-        return torch.stack(steps, 1)[:, :, :, None].expand(-1, -1, -1, self.horizon, -1), velocity
-
-
-def open_table_frame(pos: np.ndarray) -> torch.Tensor:
-    image = paint_balls(draw_table(SQUARE, (96, 96), 600.0), pos, np.full(len(pos), 25.0), 600.0)
-    return torch.from_numpy(image).permute(2, 0, 1).float() / 255
-
-
-def test_imagination_renders_what_it_predicts_at_any_stride() -> None:
-    frame = open_table_frame(np.array([[300.0, 300.0]]))[None, None]
-    forces = torch.zeros(1, 11, 1, 2)
-    forces[0, 0, 0] = torch.tensor([5e4, 0.0])
-    start, radii = find_balls(frame, 1, 600.0)
-    background = erase_balls(frame[:, 0])
-    table = draw_table(SQUARE, (96, 96), 600.0)
-    assert np.abs(background[0].astype(int) - table).max() <= 10  # ball and rim are gone
-    paths = {}
-    for stride in (1, 4, 20):
-        paths[stride], frames = imagine(
-            StraightLines(), frame, start, radii, background, 10, forces, stride
-        )
-        seen, _ = find_balls(frames, 1, 600.0)
-        torch.testing.assert_close(seen, paths[stride], atol=1.5, rtol=0)
-    step = 5e4 / float(ball_mass(25.0)) * 0.01
-    torch.testing.assert_close(paths[1][0, -1, 0, 0], start[0, 0, 0, 0] + 10 * step)
-    torch.testing.assert_close(paths[4], paths[1])
-    torch.testing.assert_close(paths[20], paths[1])
-
-
-def test_planner_picks_the_force_that_reaches_the_target() -> None:
-    pos = np.array([[300.0, 300.0], [120.0, 480.0]])
-    truth = 5.5e4 * np.array([math.cos(2.2), math.sin(2.2)])
-    forces = np.zeros((2, 2))
-    forces[0] = truth
-    tracks = run_physics(pos, np.array([25.0, 25.0]), SQUARE, forces, 21, BilliardsConfig())
-    target = torch.tensor(tracks["positions"][20, 0], dtype=torch.float32)
-    plan = plan_force(StraightLines(), open_table_frame(pos), target, num_balls=2)
-    assert (plan.path[-1] - target).norm() < 5.0  # within a fifth of a radius
-    np.testing.assert_allclose(plan.force.numpy(), truth, rtol=0.05)
-    assert len(plan.candidates) == len(plan.finals) == 3 * 64
-
-
 def test_paper_experiments_are_the_paper_setup(tmp_path) -> None:
     for model in ("oc", "fc"):
         cfg = compose_train([f"experiment=billiards_{model}"], tmp_path)
@@ -279,6 +174,9 @@ def test_paper_experiments_are_the_paper_setup(tmp_path) -> None:
         assert (net.glimpse_size, net.history, net.horizon, net.width) == (128, 4, 20, 1.0)
         assert cfg.data.generate.world == "billiards" and cfg.data.generate.episodes == 10_000
     assert compose_train(["experiment=billiards_oc"], tmp_path).model.net.glimpse_extent == 512
+    for experiment in ("billiards_oc", "billiards_oc_cpu"):  # the released data layer's crops
+        net = compose_train([f"experiment={experiment}"], tmp_path).model.net
+        assert net.glimpse_anchor == "per_frame"
 
 
 @pytest.fixture(scope="module")
@@ -322,14 +220,16 @@ def test_fast_dev_run_of_every_experiment(experiment, billiards_data, tmp_path) 
 
 def test_training_lowers_the_loss(billiards_data) -> None:
     torch.manual_seed(0)
-    net = ObjectCentricPredictor(glimpse_size=64, glimpse_extent=400, width=0.125, hidden=32)
+    net = ObjectCentricPredictor(
+        glimpse_size=64, glimpse_extent=400, width=0.125, hidden=32, glimpse_anchor="per_frame"
+    )
     task = BilliardsTask(net, optimizer=lambda params: torch.optim.Adam(params, lr=3e-3))
     items = [ClipDataset(billiards_data / "train.h5", length=24)[i] for i in range(2)]
     batch = {k: torch.stack([i[k][:12] for i in items]) for k in items[0] if k != "index"}
     batch["frames"] = batch["frames"].permute(0, 1, 4, 2, 3).float() / 255
     optimizer = task.configure_optimizers()["optimizer"]
     losses = []
-    for _ in range(15):
+    for _ in range(20):
         loss = task.loss(batch)
         optimizer.zero_grad()
         loss.backward()
@@ -372,11 +272,3 @@ def test_vidgen_plan_writes_a_video_and_reports(billiards_data, tmp_path, capsys
     with pytest.raises(SystemExit) as exit_info:
         plan_main([f"ckpt={ckpt}", "--target", "300", "--out", str(out)])
     assert exit_info.value.code == 2
-
-
-def test_billiards_benchmark_plans_only_needs_reuse(monkeypatch) -> None:
-    from benchmarks import billiards as benchmark
-
-    monkeypatch.setattr("sys.argv", ["billiards", "--plans-only"])
-    with pytest.raises(SystemExit):
-        benchmark.main()

@@ -125,6 +125,12 @@ def test_scheduled_sampling_counts_follow_the_formula():
     assert num_ground_truth(10**9, 32, 900) == 0  # no overflow
     assert num_ground_truth(0, 32, -1) == 0  # k = -1: always its own predictions
     assert num_ground_truth(100, 16, 100) == round(16 * 100 / (100 + math.e))
+    # Under DDP the ranks' shares of the global batch add up to the one-process count.
+    for step in (0, 3000, 5000, 6100, 7000):
+        for world in (2, 4, 8):
+            shares = [num_ground_truth(step, 32 // world, 900, r, world) for r in range(world)]
+            assert sum(shares) == num_ground_truth(step, 32, 900)
+            assert max(shares) - min(shares) <= 1
 
 
 def test_scheduled_mix_takes_a_fresh_subset_and_keeps_gradients():

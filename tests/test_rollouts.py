@@ -132,8 +132,9 @@ def test_rollout_renders_past_the_end_of_the_clips(tiny_checkpoint, tiny_dataset
 
 
 def hand_metrics(pred, target):
-    """Per-step mean MSE, PSNR and SSIM of [N, T, H, W, C] float64 frames, in numpy:
-    SSIM with an 11-tap Gaussian (sigma 1.5) over reflect-padded frames, C1, C2 of range 1."""
+    """Per-step means of [N, T, H, W, C] float64 frames, in numpy, named as metrics.csv:
+    MSE and MAE per pixel and summed per frame, PSNR, and SSIM with an 11-tap Gaussian
+    (sigma 1.5) over reflect-padded frames, C1, C2 of range 1."""
     mse = ((pred - target) ** 2).mean(axis=(2, 3, 4))
     psnr = -10 * np.log10(np.maximum(mse, 1e-10))
     taps = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
@@ -150,16 +151,26 @@ def hand_metrics(pred, target):
     sxy = blur(pred * target) - mx * my
     c1, c2 = 0.01**2, 0.03**2
     ssim = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
-    per_frame = {"mse": mse, "psnr": psnr, "ssim": ssim.mean(axis=(2, 3, 4))}
+    per_frame = {
+        "mse_per_pixel": mse,
+        "mse_per_frame_sum": ((pred - target) ** 2).sum(axis=(2, 3, 4)),
+        "mae_per_pixel": np.abs(pred - target).mean(axis=(2, 3, 4)),
+        "mae_per_frame_sum": np.abs(pred - target).sum(axis=(2, 3, 4)),
+        "psnr": psnr,
+        "ssim": ssim.mean(axis=(2, 3, 4)),
+    }
     return {name: values.mean(0) for name, values in per_frame.items()}
 
 
 def test_compare_matches_hand_metrics_and_writes_a_complete_report(
-    tiny_checkpoint, tiny_dataset, tmp_path
+    tiny_checkpoint, tiny_dataset, tmp_path, monkeypatch
 ):
-    identity = tmp_path / "identity.ckpt"
-    torch.save({"vidgen": {"model": {"_target_": "test_rollouts.IdentityPredictor"}},
-                "state_dict": {}}, identity)  # fmt: skip
+    # A saved model may only name vidgen's own classes, so the identity stands in at load.
+    identity, load = tmp_path / "identity.ckpt", compare_cli.load
+    monkeypatch.setattr(
+        compare_cli, "load", lambda ckpt, device: IdentityPredictor()
+        if ckpt == str(identity) else load(ckpt, device),
+    )  # fmt: skip
     out, context, horizon = tmp_path / "report", 3, 3
     cfg = compose_command(
         "compare",
@@ -185,16 +196,18 @@ def test_compare_matches_hand_metrics_and_writes_a_complete_report(
     rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
     assert rows[0] == ["model", "metric", "step", "value"]
     table = {(m, name, step): float(v) for m, name, step, v in rows[1:]}
-    assert len(table) == 3 * 3 * (horizon + 1)  # 3 models x 3 metrics x (steps + mean)
+    assert len(table) == 3 * 6 * (horizon + 1)  # 3 models x 6 metrics x (steps + mean)
     for model, metrics in expected.items():
         for name, per_step in metrics.items():
             for step, value in enumerate(per_step, start=1):
-                assert table[model, name, str(step)] == pytest.approx(value, abs=1e-6)
-            assert table[model, name, "mean"] == pytest.approx(per_step.mean(), abs=1e-6)
+                assert table[model, name, str(step)] == pytest.approx(value, rel=1e-6, abs=1e-6)
+            assert table[model, name, "mean"] == pytest.approx(per_step.mean(), rel=1e-6, abs=1e-6)
 
     summary = (out / "metrics.md").read_text()
     assert re.search(r"\| copy_last \| .* \| 1\.000 \|", summary)
     assert "| prednet |" in summary and "| identity |" in summary
+    header = summary.splitlines()[0]
+    assert "MSE per pixel" in header and "MAE per frame (sum)" in header and "OpenSTL" in summary
     report = (out / "report.html").read_text()
     referenced = set(re.findall(r'(?:src|href)="([^"]+)"', report))
     assert referenced == {"metrics.csv", "metrics.md", "curves.png", "side_by_side.mp4"}

@@ -5,10 +5,10 @@ vidgen-compare ckpts=[a.ckpt] names=[ours] context=5 horizon=15 clips=200 device
 
 vidgen-compare ckpts=[vgan.ckpt,future.ckpt] plausibility=true fvd_weights=i3d.pt  # generators
 
-Writes into ``out``: metrics.csv (model,metric,step,value), metrics.md, curves.png,
-side_by_side.mp4 and report.html, which shows all of them; with ``plausibility`` or
-``fvd_weights`` also generative.md. Unconditional generators (no ``rollout``) are scored on
-their samples by those two only.
+Writes into ``out``: metrics.csv (model,metric,step,value; MSE and MAE per pixel and summed
+per frame), metrics.md, curves.png, side_by_side.mp4 and report.html, which shows all of
+them; with ``plausibility`` or ``fvd_weights`` also generative.md. Unconditional generators
+(no ``rollout``) are scored on their samples by those two only.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from omegaconf import DictConfig, ListConfig
 from rich.console import Console
 from torch.utils.data import default_collate
 
-from vidgen.cli.command import hydra_command
+from vidgen.cli.command import check_output, check_trained_fits, hydra_command
+from vidgen.cli.train import check_partial_dataset
 from vidgen.data.dataset import to_model_batch
 from vidgen.errors import VidgenError
 from vidgen.eval import BASELINES
 from vidgen.eval.compare import (
     Results,
     batch_loader,
-    check_fits,
     evaluate,
     held_out_windows,
     pick_windows,
@@ -88,6 +88,8 @@ def compare(cfg: DictConfig) -> Results:
     if not ckpts:
         raise VidgenError("ckpts is empty; give at least one checkpoint, e.g. ckpts=[a.ckpt].")
     names = model_names(ckpts, cfg.names)
+    out = Path(cfg.out)
+    check_output(out, cfg.force, folder=True)
     models = {name: load(ckpt, cfg.device) for name, ckpt in zip(names, ckpts, strict=True)}
     models.setdefault("copy_last", BASELINES["copy_last"]())
     samplers = {name: m for name, m in models.items() if not hasattr(m, "rollout")}
@@ -98,8 +100,9 @@ def compare(cfg: DictConfig) -> Results:
         )
     datamodule = hydra.utils.instantiate(cfg.data)
     context, horizon = cfg.context, cfg.horizon
+    check_partial_dataset(datamodule)
     windows = held_out_windows(datamodule, cfg.split, context, horizon)
-    check_fits(models, datamodule.frame_shape)
+    check_trained_fits(models, datamodule.frame_shape)
     spec = ball_spec_of(windows.path) if cfg.plausibility else None
     embed = I3DEmbedding(cfg.fvd_weights, cfg.device) if cfg.fvd_weights else None
     models = {name: m for name, m in models.items() if name not in samplers}
@@ -123,7 +126,6 @@ def compare(cfg: DictConfig) -> Results:
             scores, protocol = generative_scores(clips, spec, embed, cfg.fvd_frames)
     finally:
         torch.use_deterministic_algorithms(deterministic)
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_metrics_csv(results, out / FILES["csv"])
     write_metrics_md(results, out / FILES["md"])
@@ -147,8 +149,8 @@ def compare(cfg: DictConfig) -> Results:
     console = Console()
     for row in rows:
         console.print(
-            f"{row['model']:>16}  MSE {row['mse']:.4e}  PSNR {row['psnr']:6.2f}  "
-            f"SSIM {row['ssim']:.4f}  MSE/copy-last {row['mse_ratio']:.3f}"
+            f"{row['model']:>16}  MSE {row['mse_per_pixel']:.4e}  MAE {row['mae_per_pixel']:.4e}  "
+            f"PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}  MSE/copy-last {row['mse_ratio']:.3f}"
         )
     if scores is not None:
         console.print((out / FILES["generative"]).read_text(), markup=False)

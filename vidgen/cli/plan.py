@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from vidgen.cli.command import check_output
 from vidgen.cli.errors import exit_on_user_error
 from vidgen.errors import VidgenError
 from vidgen.loading import load
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=int, default=3, help="cross-entropy iterations")
     parser.add_argument("--stride", type=int, default=PLAN_STRIDE, help="frames imagined per look")
     parser.add_argument("--out", default="plan.mp4")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
     parser.add_argument("--fps", type=float, default=10.0)
     return parser
 
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = [part for arg in argv for part in _as_flag(arg)]
     args = build_parser().parse_args(argv)
     target = parse_target(args.target)
+    check_output(Path(args.out), args.force, "--out")
     task = load(args.ckpt)
     if not isinstance(task, BilliardsTask):
         raise VidgenError(f"{args.ckpt} is not a billiards predictor.")

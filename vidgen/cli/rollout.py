@@ -22,10 +22,11 @@ from rich.console import Console
 from torch.utils.data import default_collate
 from torchvision.utils import make_grid, save_image
 
-from vidgen.cli.command import hydra_command
+from vidgen.cli.command import check_output, check_trained_fits, hydra_command
+from vidgen.cli.train import check_partial_dataset
 from vidgen.data.dataset import to_model_batch
 from vidgen.errors import VidgenError
-from vidgen.eval.compare import check_fits, held_out_windows, pick_windows, rollouts
+from vidgen.eval.compare import held_out_windows, pick_windows, rollouts
 from vidgen.loading import load
 from vidgen.tasks.vgan import VGANTask, parts_video
 from vidgen.viz.grid import rollout_grid, rollout_panels, video_grid
@@ -37,13 +38,17 @@ def render_rollout(cfg: DictConfig) -> Path:
     out = Path(cfg.out)
     if out.suffix != ".mp4":
         raise VidgenError(f"out={out} must name an .mp4 file.")
+    check_output(out, cfg.force)
+    if cfg.frames:
+        check_output(out.with_suffix(".png"), cfg.force)
     model = load(cfg.ckpt, cfg.device)
     if isinstance(model, VGANTask):
         return render_samples(model, cfg, out)
     datamodule = hydra.utils.instantiate(cfg.data)
     context, horizon = cfg.context, cfg.horizon
+    check_partial_dataset(datamodule)
     windows = held_out_windows(datamodule, cfg.split, context, horizon, full_truth=False)
-    check_fits({"model": model}, datamodule.frame_shape)
+    check_trained_fits({str(cfg.ckpt): model}, datamodule.frame_shape)
     has_actions = "actions" in windows.keys
     if has_actions and windows.length < context + horizon:
         raise VidgenError(

@@ -2,7 +2,14 @@
 
 Training samples random ``all`` windows (``samples_per_epoch`` of them per epoch, as
 PredNet's 500-sample epochs do); validation and test read windows in order (``unique`` by
-default; PredNet validates on the first 100 ``all`` windows).
+default; PredNet validates on the first 100 ``all`` windows). ``val_windows`` cuts only
+validation; test scores every window unless ``test_windows`` asks for fewer.
+
+``batch_size`` is the global batch: under DDP each of W ranks reads batch_size / W windows
+from its share of the same (seed, epoch) draw (``vidgen.data.samplers``), so an epoch is
+``samples_per_epoch / batch_size`` optimizer steps on any number of devices, and evaluation
+splits the windows across ranks without padding.
+
 When the folder is missing and ``generate`` names a synthetic world, the data is rendered
 first, so the demo runs on a fresh machine.
 """
@@ -15,12 +22,23 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
-from vidgen.data.dataset import ClipDataset, collate_windows, to_model_batch
+from vidgen.data.dataset import (
+    ClipDataset,
+    check_same_dataset,
+    collate_windows,
+    to_model_batch,
+)
+from vidgen.data.samplers import EpochSampler, ShardSampler
 from vidgen.errors import VidgenError
 
 SPLITS = ("train", "val", "test")
+
+
+def is_count(value: object, least: int) -> bool:
+    """A whole number (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -34,12 +52,14 @@ class VideoDataModule(pl.LightningDataModule):
         num_workers: int | str = "auto",
         samples_per_epoch: int | None = None,
         val_windows: int | None = None,
+        test_windows: int | None = None,
         train_mode: str = "all",
         eval_mode: str = "unique",
         val_mode: str | None = None,
         in_memory: bool = False,
         generate: Mapping[str, object] | None = None,
         test_split: str = "test",
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
@@ -48,12 +68,13 @@ class VideoDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.samples_per_epoch = samples_per_epoch
-        self.val_windows = val_windows
+        self.max_windows = {"train": None, "val": val_windows, "test": test_windows}
         self.modes = {"train": train_mode, "val": val_mode or eval_mode, "test": eval_mode}
         self.in_memory = in_memory
         self.generate = dict(generate) if generate else None
         # The file tested on, e.g. the push data's test_seen or test_novel.
         self.test_split = test_split
+        self.seed = seed  # with the epoch, seeds the training draw (identical on every rank)
         self.datasets: dict[str, ClipDataset] = {}
 
     def split_path(self, split: str) -> Path:
@@ -70,17 +91,20 @@ class VideoDataModule(pl.LightningDataModule):
             )
 
     def dataset(self, split: str) -> ClipDataset:
-        """The windows of one split, built once; fails in one line if the file is missing."""
+        """The windows of one split, built once; fails in one line if the file is missing
+        or comes from another conversion than the splits already built."""
         if split not in self.datasets:
-            train = split == "train"
-            self.datasets[split] = ClipDataset(
+            dataset = ClipDataset(
                 self.split_path(split),
                 self.length,
                 self.step,
                 mode=self.modes[split],
                 in_memory=self.in_memory,
-                max_windows=None if train else self.val_windows,
+                max_windows=self.max_windows[split],
             )
+            for other in self.datasets.values():
+                check_same_dataset(other, dataset)
+            self.datasets[split] = dataset
         return self.datasets[split]
 
     @property
@@ -95,45 +119,101 @@ class VideoDataModule(pl.LightningDataModule):
         split = next((s for s in SPLITS if self.split_path(s).exists()), "train")
         return self.dataset(split).fps
 
+    def check_settings(self, world_size: int = 1) -> None:
+        """Raise VidgenError naming the first setting that cannot work on ``world_size``
+        processes (vidgen-train asks before it reads a file or starts a process)."""
+        required = {
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "length": self.length,
+            "step": self.step,
+        }
+        optional = {  # None: the whole split (windows) or one pass per epoch (samples)
+            "samples_per_epoch": self.samples_per_epoch,
+            "val_windows": self.max_windows["val"],
+            "test_windows": self.max_windows["test"],
+        }
+        for name, value in {**required, **optional}.items():
+            if not (is_count(value, 1) or (name in optional and value is None)):
+                raise VidgenError(f"data.{name}={value} must be a whole number of 1 or more.")
+        if self.num_workers != "auto" and not is_count(self.num_workers, 0):
+            raise VidgenError(
+                f"data.num_workers={self.num_workers} must be auto or a whole number >= 0."
+            )
+        if self.samples_per_epoch is not None and self.samples_per_epoch < self.batch_size:
+            raise VidgenError(
+                f"data.samples_per_epoch={self.samples_per_epoch} is less than one batch of "
+                f"data.batch_size={self.batch_size}; raise it or lower the batch."
+            )
+        if self.batch_size % world_size:
+            raise VidgenError(
+                f"data.batch_size={self.batch_size} is the global batch and does not split "
+                f"evenly over {world_size} processes; make it a multiple of {world_size}."
+            )
+
+    def ranks(self) -> tuple[int, int]:
+        """(world size, this process's rank) of the attached trainer; (1, 0) without one."""
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
+
     def setup(self, stage: str | None = None) -> None:
+        self.check_settings(self.ranks()[0])
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
         for split in wanted.get(stage or "", SPLITS):
             self.dataset(split)
 
     def workers(self, dataset: ClipDataset) -> int:
         """``num_workers``, where ``auto`` means worker processes only for compressed frames:
-        uncompressed windows read in the main process at ~0.8x a raw h5py read, while
-        handing them over from workers costs more in fresh shared memory than the read itself
-        (benchmarks/loader.py)."""
+        uncompressed windows read in the main process cost little beside a raw h5py read,
+        while handing them over from workers costs more in fresh shared memory than the read
+        itself (measured by benchmarks/loader.py)."""
         if self.num_workers != "auto":
             return int(self.num_workers)
         return min(4, os.cpu_count() or 1) if dataset.compressed else 0
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str) -> DataLoader:
+        """Batches of this rank: the global batch / W for training, the eval batch / W
+        (rounded up) for evaluation, where the last batch of a rank may be short."""
         dataset = self.dataset(split)
+        world, rank = self.ranks()
         workers = self.workers(dataset)
-        sampler = None
-        if shuffle:
-            sampler = RandomSampler(dataset, num_samples=self.samples_per_epoch)
+        train = split == "train"
+        if train:
+            drawn = self.samples_per_epoch or len(dataset)
+            if drawn < self.batch_size:
+                raise VidgenError(
+                    f"{dataset.path} has {drawn} training windows, less than one batch of "
+                    f"data.batch_size={self.batch_size}; lower the batch or set "
+                    "data.samples_per_epoch."
+                )
+            sampler = EpochSampler(dataset, self.samples_per_epoch, self.seed, world, rank)
+        else:
+            if len(dataset) < world:
+                raise VidgenError(
+                    f"the {split} split ({dataset.path}) has {len(dataset)} windows, too few "
+                    f"for {world} processes; evaluate on at most {len(dataset)} devices."
+                )
+            sampler = ShardSampler(dataset, world, rank)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
+            batch_size=self.batch_size // world if train else -(-self.eval_batch_size // world),
             sampler=sampler,
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
-            drop_last=shuffle,
+            drop_last=train,
             collate_fn=collate_windows,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         return to_model_batch(batch)

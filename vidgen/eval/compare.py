@@ -2,7 +2,9 @@
 
 Every predictor (trained task or baseline) answers the same call, ``rollout(context,
 horizon, actions)``, on the same ``unique`` windows, and is scored by the same
-``PerStepMetrics`` that training logs, so compare and training agree to the digit.
+``PerStepMetrics`` that training logs, so compare and training agree to the digit. Every
+table gives MSE and MAE in two conventions and says which: per pixel (vidgen's) and summed
+per frame (OpenSTL's), so the numbers sit beside published ones.
 """
 
 from __future__ import annotations
@@ -21,10 +23,33 @@ from vidgen.data.datamodule import VideoDataModule
 from vidgen.data.dataset import ClipDataset, collate_windows, to_model_batch
 from vidgen.data.store import open_clips
 from vidgen.errors import VidgenError
-from vidgen.eval.metrics import METRIC_NAMES, PerStepMetrics
+from vidgen.eval.metrics import PerStepMetrics
 
-# {model name: {metric: [horizon] per-step means}}
+# {model name: {metric: [horizon] per-step means}}, as PerStepMetrics computes them.
 Results = dict[str, dict[str, torch.Tensor]]
+# {table name: Results key}: the names metrics.csv, metrics.md and report.html use.
+TABLE_METRICS = {
+    "mse_per_pixel": "mse",
+    "mse_per_frame_sum": "mse_per_frame_sum",
+    "mae_per_pixel": "mae",
+    "mae_per_frame_sum": "mae_per_frame_sum",
+    "psnr": "psnr",
+    "ssim": "ssim",
+}
+# The summary's columns: (row key, heading, format); "baseline" is filled in.
+SUMMARY_COLUMNS = (
+    ("mse_per_pixel", "MSE per pixel", ".4e"),
+    ("mse_per_frame_sum", "MSE per frame (sum)", ".2f"),
+    ("mae_per_pixel", "MAE per pixel", ".4e"),
+    ("mae_per_frame_sum", "MAE per frame (sum)", ".2f"),
+    ("psnr", "PSNR (dB)", ".2f"),
+    ("ssim", "SSIM", ".4f"),
+    ("mse_ratio", "MSE / {baseline}", ".3f"),
+)
+CONVENTIONS = (
+    "Frames in [0, 1]. Per pixel: the mean over a frame's C x H x W values; per frame (sum): "
+    "their sum, as OpenSTL's tables; both then averaged over frames and clips."
+)
 
 
 def held_out_windows(
@@ -122,7 +147,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> Results:
-    """Per-step mean MSE / PSNR / SSIM of every model over all windows of ``loader``."""
+    """Per-step mean MSE / MAE / PSNR / SSIM of every model over all windows of ``loader``."""
     metrics = {name: PerStepMetrics(horizon).to(device) for name in models}
     batches = track(loader, "evaluating", console=Console(stderr=True), disable=not progress)
     for raw in batches:
@@ -136,11 +161,12 @@ def evaluate(
 
 
 def write_metrics_csv(results: Results, path: Path) -> Path:
-    """Long format ``model,metric,step,value``: step 1..horizon, then a ``mean`` row."""
+    """Long format ``model,metric,step,value`` with TABLE_METRICS names: step 1..horizon,
+    then a ``mean`` row."""
     rows = ["model,metric,step,value"]
     for model, by_metric in results.items():
-        for name in METRIC_NAMES:
-            values = by_metric[name].tolist()
+        for name, key in TABLE_METRICS.items():
+            values = by_metric[key].tolist()
             rows += [f"{model},{name},{step},{v:.10g}" for step, v in enumerate(values, 1)]
             rows.append(f"{model},{name},mean,{sum(values) / len(values):.10g}")
     path.write_text("\n".join(rows) + "\n")
@@ -148,12 +174,12 @@ def write_metrics_csv(results: Results, path: Path) -> Path:
 
 
 def summary(results: Results, baseline: str = "copy_last") -> list[dict[str, float | str]]:
-    """One row per model: mean MSE / PSNR / SSIM over steps and the MSE ratio to baseline."""
+    """One row per model: every TABLE_METRICS mean over steps and the MSE ratio to baseline."""
     base_mse = results[baseline]["mse"].mean().item() if baseline in results else math.nan
     return [
         {
             "model": model,
-            **{name: by_metric[name].mean().item() for name in METRIC_NAMES},
+            **{name: by_metric[key].mean().item() for name, key in TABLE_METRICS.items()},
             "mse_ratio": by_metric["mse"].mean().item() / base_mse,
         }
         for model, by_metric in results.items()
@@ -161,14 +187,14 @@ def summary(results: Results, baseline: str = "copy_last") -> list[dict[str, flo
 
 
 def write_metrics_md(results: Results, path: Path, baseline: str = "copy_last") -> Path:
+    headings = [heading.format(baseline=baseline) for _, heading, _ in SUMMARY_COLUMNS]
     lines = [
-        f"| model | MSE | PSNR (dB) | SSIM | MSE / {baseline} |",
-        "|---|---:|---:|---:|---:|",
+        "| model | " + " | ".join(headings) + " |",
+        "|---|" + "---:|" * len(headings),
     ]
     for row in summary(results, baseline):
-        lines.append(
-            f"| {row['model']} | {row['mse']:.4e} | {row['psnr']:.2f} | {row['ssim']:.4f} "
-            f"| {row['mse_ratio']:.3f} |"
-        )
+        cells = [format(row[key], spec) for key, _, spec in SUMMARY_COLUMNS]
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    lines += ["", CONVENTIONS]
     path.write_text("\n".join(lines) + "\n")
     return path

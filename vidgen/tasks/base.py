@@ -1,5 +1,6 @@
 """The base of every trainable predictor: the rollout contract, evaluation per future step
 against copy-last-frame, and optimizers built from Hydra partials.
+Learning-rate schedulers step once per optimizer step, so their milestones are in steps.
 
 Subclasses implement ``rollout`` (and ``next_frames`` when their paper scores one-step
 predictions) plus ``training_step``; validation and test are shared.
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
+from torchmetrics import MeanMetric
 
 from vidgen import __version__
 from vidgen.errors import VidgenError
@@ -47,6 +49,10 @@ class PredictorTask(pl.LightningModule):
                 for who in ("model", "copy_last")
             }
         )
+        # The loss as a sum and a count reduced over ranks: exact with uneven shards, where
+        # Lightning's sync_dist mean truncates the averaged batch count to an integer.
+        for stage in ("val", "test"):
+            self.metrics[f"{stage}_loss"] = MeanMetric()
         # {stage: {"model" | "copy_last": {metric: [value per future step]}}}, after evaluation.
         self.per_step_results: dict[str, dict[str, dict[str, list[float]]]] = {}
         # The composed model config, stored in checkpoints so they rebuild their model alone.
@@ -99,12 +105,12 @@ class PredictorTask(pl.LightningModule):
             copy_last = self.baseline.rollout(frames[:, :context], horizon)
         self.metrics[f"{stage}_model"].update(pred, target)
         self.metrics[f"{stage}_copy_last"].update(copy_last, target)
-        self.log(f"{stage}/loss", self.loss(batch), sync_dist=True, batch_size=len(frames))
+        self.metrics[f"{stage}_loss"].update(self.loss(batch), weight=len(frames))
 
     def _log_metrics(self, stage: str) -> None:
         # compute() already reduced over ranks: log as is, without a second mean.
         per_step = {who: self.metrics[f"{stage}_{who}"].compute() for who in ("model", "copy_last")}
-        values = {}
+        values = {f"{stage}/loss": self.metrics[f"{stage}_loss"].compute()}
         for name in METRIC_NAMES:
             values[f"{stage}/{name}"] = per_step["model"][name].mean()
             values[f"{stage}/copy_last_{name}"] = per_step["copy_last"][name].mean()
@@ -136,7 +142,8 @@ class PredictorTask(pl.LightningModule):
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+            # Every schedule counts optimizer steps, the same on any number of devices.
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,12 +1,14 @@
 """Billiards physics predictors (Fragkiadaki et al. 2016, arXiv:1511.07404): training, per-step
 trajectory evaluation, and visual imagination.
 
-Training is teacher-forced: at every step of a window the model sees glimpses at the balls'
-true positions and predicts their next ``horizon`` displacements, with the loss
-sum_k w_k ||u~_{t+k} - u_{t+k}||^2, w_k = exp(-k^(1/4)) (larger for short horizons; the
-paper's exact weights are not public). Visual imagination rolls a model forward on its own:
-each predicted next position is rendered into a new frame (the table with the balls erased,
-balls redrawn) that the model then looks at, as in the paper's Fig. 1.
+Training is teacher-forced: at every step t of a window the model sees glimpses at the balls'
+true positions and the force applied at frame t, and predicts their next ``horizon``
+displacements u_{t+k} = p_{t+k} - p_{t+k-1}, with the loss sum_k w_k ||u~_{t+k} - u_{t+k}||^2,
+w_k = exp(-k^(1/4)) (larger for short horizons; the paper's exact weights are not public).
+Visual imagination rolls a model forward on its own: each predicted next position is rendered
+into a new frame (the table with the balls erased, balls redrawn) that the model then looks
+at, as in the paper's Fig. 1. Frame rollouts (evaluation, rollout strips, vidgen-rollout and
+vidgen-compare) imagine under the window's recorded forces (``conditioning``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vidgen.errors import VidgenError
 from vidgen.eval.billiards import TrajectoryMetrics, collision_ahead, future_displacements
 from vidgen.sim.billiards import BALL_COLORS, CLOTH, WALL, paint_balls
 from vidgen.tasks.base import OptimizerFactory, PredictorTask, SchedulerFactory
@@ -79,18 +82,20 @@ def imagine(
     """Roll ``net`` forward on its own imagined frames.
 
     frames [B, Tc, C, H, W] and positions [B, Tc, K, 2] of the context; radii [B, K];
-    backgrounds uint8 [B, H, W, 3]; forces [B, Tc + horizon, K, 2] (default none) ->
-    imagined positions [B, horizon, K, 2] and frames [B, horizon, C, H, W]. Each look commits
-    the first ``stride`` predicted displacements (1: the paper's frame-by-frame imagination;
-    up to the model's horizon: fewer looks, no compounding within a stride), renders those
-    frames and shows them to the model before the next look.
+    backgrounds uint8 [B, H, W, 3]; forces [B, Tc + horizon, K, 2], the force applied at each
+    context and future frame (default none) -> imagined positions [B, horizon, K, 2] and
+    frames [B, horizon, C, H, W]. Each look commits the first ``stride`` predicted
+    displacements (1: the paper's frame-by-frame imagination; up to the model's horizon: fewer
+    looks, no compounding within a stride), renders those frames and shows them, with their
+    positions and forces, to the model before the next look: as in training, the step of
+    frame t sees the force at frame t and predicts the positions from t + 1 on.
     """
     b, tc, k = positions.shape[:3]
     stride = max(1, min(stride, net.horizon))
     if forces is None:
         forces = positions.new_zeros(b, tc + horizon, k, 2)
     displacements, state = net(frames, positions, forces[:, :tc])
-    last, window = positions[:, -1], frames
+    last, window, track = positions[:, -1], frames, positions
     imagined_positions, imagined_frames = [], []
     done = 0
     while True:
@@ -103,8 +108,9 @@ def imagine(
         if done == horizon:
             break
         window = torch.cat([window, imagined_frames[-1]], 1)[:, -(n + net.history - 1) :]
+        track = torch.cat([track, steps], 1)[:, -window.shape[1] :]  # the window's positions
         force = forces[:, tc + done - n : tc + done]
-        displacements, state = net(window, steps, force, state)
+        displacements, state = net(window, track, force, state)
     return torch.cat(imagined_positions, 1), torch.cat(imagined_frames, 1)
 
 
@@ -140,10 +146,9 @@ def plan_force(
     ``frame`` [C, H, W] shows the balls at rest. The first population is a grid (directions x
     4 magnitudes over ``impulse``); each later one is drawn around the ``elite`` best so far.
     Imagination looks every ``stride`` frames (at most the model's horizon). Committing the
-    whole horizon from the still first frame leaves the model blind to the motion it set off:
-    for the trained OC model on held-out larger tables and random forces, the imagined final
-    position missed the true one by a median 86 world units with one 20-frame look, 36 with a
-    look every 5 frames and 45 with one every frame (compounding error).
+    whole horizon from the still first frame leaves the model blind to the motion it set off,
+    while looking every frame compounds the model's own errors; benchmarks/billiards.py
+    chooses the stride on validation tables.
     """
     positions, radii = find_balls(frame[None, None], num_balls, net.arena)
     if not positions[0, 0, ball].isfinite().all():
@@ -270,10 +275,35 @@ class BilliardsTask(PredictorTask):
         )
         self.log_dict({k: v.float() for k, v in values.items()})
 
-    def rollout(self, frames: Tensor, horizon: int, actions: Tensor | None = None) -> Tensor:
-        """Balls found by colour in the context, then imagined ``horizon`` frames ahead."""
+    def conditioning(self, batch: dict[str, Tensor], length: int) -> dict[str, Tensor]:
+        """The force applied to each ball at each of the window's first ``length`` frames."""
+        if "objects/forces" not in batch:
+            raise VidgenError(
+                "this model predicts from the applied forces, and the batches have no "
+                "objects/forces; use data rendered by vidgen-prep synthetic --world billiards."
+            )
+        return {"forces": batch["objects/forces"][:, :length]}
+
+    def rollout(self, frames: Tensor, horizon: int, forces: Tensor | None = None) -> Tensor:
+        """Balls found by colour in the context, then imagined ``horizon`` frames ahead.
+
+        frames [B, Tc, C, H, W]; forces [B, >= Tc, K, 2] applied to ball k (the ball of
+        colour k) at each context and future frame, none at frames past the given ones
+        (default: none at all) -> [B, horizon, C, H, W].
+        """
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
+        b, context = frames.shape[:2]
+        full = frames.new_zeros(b, context + horizon, self.max_balls, 2)
+        if forces is not None:
+            if forces.shape[1] < context or forces.shape[2] > self.max_balls:
+                raise VidgenError(
+                    f"forces of shape {tuple(forces.shape)} do not fit {context} context frames "
+                    f"and this model's {self.max_balls} balls; pass [B, >= {context}, "
+                    f"<= {self.max_balls}, 2], one force per ball and frame."
+                )
+            given = forces[:, : context + horizon]
+            full[:, : given.shape[1], : given.shape[2]] = given.to(frames.dtype)
         positions, radii = find_balls(frames, self.max_balls, self.net.arena)
         backgrounds = erase_balls(frames[:, -1])
-        return imagine(self.net, frames, positions, radii, backgrounds, horizon)[1]
+        return imagine(self.net, frames, positions, radii, backgrounds, horizon, full)[1]

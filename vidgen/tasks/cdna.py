@@ -21,12 +21,16 @@ from vidgen.models.cdna import ActionConditionedConvLSTM
 from vidgen.tasks.base import OptimizerFactory, PredictorTask, SchedulerFactory
 
 
-def num_ground_truth(step: int, batch: int, k: float) -> int:
-    """Batch items fed the true frame: round(B k / (k + exp(step / k))); with k = -1 none
-    (the released code's "feed self": every step after the context sees its own prediction)."""
+def num_ground_truth(step: int, batch: int, k: float, rank: int = 0, world_size: int = 1) -> int:
+    """Batch items fed the true frame: round(B k / (k + exp(step / k))) of the global batch B;
+    with k = -1 none (the released code's "feed self": every step after the context sees its
+    own prediction). Under DDP, rank r holds global items r, r + W, ... (the EpochSampler's
+    split), so it takes those of the global count that fall on it and all ranks together
+    feed exactly what one process would."""
     if k < 0:
         return 0
-    return round(batch * k / (k + math.exp(min(step / k, 700.0))))
+    total = round(batch * world_size * k / (k + math.exp(min(step / k, 700.0))))
+    return len(range(rank, total, world_size))
 
 
 class ActionConditionedTask(PredictorTask):
@@ -95,7 +99,8 @@ class ActionConditionedTask(PredictorTask):
                 f"frames; set data.length={context + 8}."
             )
         k = self.schedsamp_k if self.training else -1  # evaluation: pure rollouts
-        num_true = num_ground_truth(self.global_step, batch_size, k)
+        world_size = self._trainer.world_size if self._trainer is not None else 1
+        num_true = num_ground_truth(self.global_step, batch_size, k, self.global_rank, world_size)
         # T - 1 steps; step t predicts frame t + 1. Score frames context.. T - 1.
         first_state = None if states is None else states[:, 0]
         images, predicted_states = self.net(

@@ -49,9 +49,11 @@ class PredNetTask(PredictorTask):
             )
 
     @staticmethod
-    def time_weights(steps: int, device: torch.device) -> torch.Tensor:
+    def time_weights(
+        steps: int, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
         """0 for the first step (a prediction from zero state), then 1 / (T - 1) each."""
-        weights = torch.full((steps,), 1.0 / (steps - 1), device=device)
+        weights = torch.full((steps,), 1.0 / (steps - 1), device=device, dtype=dtype)
         weights[0] = 0.0
         return weights
 
@@ -62,7 +64,7 @@ class PredNetTask(PredictorTask):
             per_step = errors @ self.layer_weights  # B T
         else:
             per_step = 0.5 * (predictions - frames).abs().flatten(2).mean(-1)  # B T
-        return (per_step @ self.time_weights(frames.shape[1], frames.device)).mean()
+        return (per_step @ self.time_weights(frames.shape[1], frames.device, per_step.dtype)).mean()
 
     def rollout(
         self, frames: torch.Tensor, horizon: int, actions: torch.Tensor | None = None

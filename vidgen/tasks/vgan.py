@@ -8,7 +8,9 @@ future generator adds 10 x the L1 between its first frame and the input frame an
 ``main_conditional.lua``, no mask penalty by default.
 
 Under DDP the discriminator step leaves the generator without gradients, so ``setup`` turns
-on ``find_unused_parameters`` whatever strategy string the user chose.
+on ``find_unused_parameters`` whatever strategy string the user chose. Nothing here is
+scheduled by epoch or step; note that ``trainer.global_step`` (and so ``trainer.max_steps``)
+counts optimizer steps, two per iteration, on any number of devices.
 """
 
 from __future__ import annotations

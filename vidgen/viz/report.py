@@ -11,9 +11,15 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
+from vidgen.eval.compare import CONVENTIONS, SUMMARY_COLUMNS
 from vidgen.eval.metrics import METRIC_NAMES
 
-LABELS = {"mse": "MSE (lower is better)", "psnr": "PSNR, dB", "ssim": "SSIM"}
+LABELS = {
+    "mse": "MSE per pixel (lower is better)",
+    "mae": "MAE per pixel (lower is better)",
+    "psnr": "PSNR, dB",
+    "ssim": "SSIM",
+}
 
 
 def plot_curves(
@@ -44,11 +50,12 @@ def write_report(
     files: Mapping[str, str],
 ) -> Path:
     """``report.html`` in ``out``; ``files`` names the curves, video, csv and md in ``out``."""
-    header = "<tr><th>model</th><th>MSE</th><th>PSNR (dB)</th><th>SSIM</th>"
-    header += "<th>MSE / copy-last</th></tr>"
+    headings = [heading.format(baseline="copy_last") for _, heading, _ in SUMMARY_COLUMNS]
+    header = "<tr><th>model</th>" + "".join(f"<th>{h}</th>" for h in headings) + "</tr>"
     body = "".join(
-        f"<tr><td>{html.escape(str(r['model']))}</td><td>{r['mse']:.4e}</td>"
-        f"<td>{r['psnr']:.2f}</td><td>{r['ssim']:.4f}</td><td>{r['mse_ratio']:.3f}</td></tr>"
+        f"<tr><td>{html.escape(str(r['model']))}</td>"
+        + "".join(f"<td>{format(r[key], spec)}</td>" for key, _, spec in SUMMARY_COLUMNS)
+        + "</tr>"
         for r in rows
     )
     setting_items = "".join(
@@ -66,6 +73,7 @@ th {{ border-bottom: 2px solid #444; }} img, video {{ max-width: 100%; }}
 <ul>{setting_items}</ul>
 <h2>Mean over {html.escape(str(settings.get("horizon", "")))} predicted frames</h2>
 <table><thead>{header}</thead><tbody>{body}</tbody></table>
+<p>{CONVENTIONS}</p>
 <p><a href="{files["csv"]}">{files["csv"]}</a> (per step) &middot;
 <a href="{files["md"]}">{files["md"]}</a></p>
 <h2>Per future step</h2>
