@@ -17,7 +17,13 @@ from omegaconf import OmegaConf
 
 from conftest import compose_train
 from data_prep.synthetic import generate_dataset
-from vidgen.cli.train import FAILED, check_trainer_settings, resolve_checkpoint, train
+from vidgen.cli.train import (
+    FAILED,
+    check_trainer_settings,
+    instantiate_group,
+    resolve_checkpoint,
+    train,
+)
 from vidgen.errors import VidgenError
 from vidgen.tasks.callbacks import StopOnNonFinite, TrainingDiverged
 
@@ -277,3 +283,20 @@ def test_a_half_made_dataset_names_what_to_do(tmp_path, tiny_dataset, train_args
     result = command("vidgen-train", *train_args[1:], cwd=tmp_path)  # data=bouncing_balls
     error = refused(result, "incomplete dataset", "vidgen-prep synthetic", "--force")
     assert "pass --force" not in error
+
+
+def test_a_logger_whose_package_is_missing_is_one_line():
+    group = OmegaConf.create({"tensorboard": {"_target_": "package_not_installed.Logger"}})
+    with pytest.raises(VidgenError, match="logger chosen needs a package that is not installed"):
+        instantiate_group(group, "logger")
+
+
+def test_a_spawned_rank_that_diverges_is_one_line(tmp_path, tiny_overrides):
+    cfg = compose_train(
+        ["experiment=demo", *tiny_overrides, "trainer=ddp_sim", "trainer.devices=2",
+         "model.optimizer.lr=1e30"],
+        tmp_path,
+    )  # fmt: skip
+    with pytest.raises(VidgenError, match=r"^training stopped at step \d+: "):
+        train(cfg)
+    assert (tmp_path / FAILED).read_text().startswith("training stopped at step")

@@ -74,10 +74,11 @@ def report(tmp_path_factory, tiny_dataset):
 
 def test_report_video_plays_and_images_load_in_headless_chromium(report, tmp_path):
     results = browser_results(report, tmp_path / "profile")
-    video, curves = results
+    video, *curves = results
     state, ready, width = video.split()
     assert state == "playing" and int(ready) >= 2 and int(width) == 2 * 132  # truth | copy_last
-    assert curves.startswith("image ") and int(curves.split()[1]) > 0
+    assert len(curves) == 2  # one per protocol
+    assert all(c.startswith("image ") and int(c.split()[1]) > 0 for c in curves)
 
 
 def test_the_probe_catches_a_video_browsers_cannot_play(report, tmp_path):
@@ -90,5 +91,5 @@ def test_the_probe_catches_a_video_browsers_cannot_play(report, tmp_path):
             frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
-    video, _ = browser_results(page, tmp_path / "profile")
+    video, *_ = browser_results(page, tmp_path / "profile")
     assert video.startswith("error")

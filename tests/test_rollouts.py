@@ -22,7 +22,7 @@ from vidgen.cli import compare as compare_cli
 from vidgen.cli import rollout as rollout_cli
 from vidgen.cli.train import CONFIG_DIR, train
 from vidgen.errors import VidgenError
-from vidgen.eval.compare import pick_windows, rollouts
+from vidgen.eval.compare import next_frame_predictions, pick_windows, rollouts
 from vidgen.tasks import PredNetTask
 
 SMALL_PREDNET = ["model.net.stack_sizes=[3,8,16,32]", "model.net.r_stack_sizes=[3,8,16,32]"]
@@ -189,28 +189,46 @@ def test_compare_matches_hand_metrics_and_writes_a_complete_report(
                         for s in range(first, last - span + 1, span)])  # fmt: skip
     assert len(windows) == 32  # 8 episodes x 4 windows: batches of 5 end unevenly
     target = windows[:, context:]
-    expected = {
-        "identity": hand_metrics(windows[:, :horizon], target),
-        "copy_last": hand_metrics(np.repeat(windows[:, context - 1 : context], horizon, 1), target),
+    copy_last_next = windows[:, context - 1 : context + horizon - 1]
+    expected = {  # identity's one-frame rollout from any prefix is that prefix's first frame
+        ("rollout", "identity"): hand_metrics(windows[:, :horizon], target),
+        ("rollout", "copy_last"): hand_metrics(
+            np.repeat(windows[:, context - 1 : context], horizon, 1), target
+        ),
+        ("next_frame", "identity"): hand_metrics(np.repeat(windows[:, :1], horizon, 1), target),
+        ("next_frame", "copy_last"): hand_metrics(copy_last_next, target),
     }
     rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()]
-    assert rows[0] == ["model", "metric", "step", "value"]
-    table = {(m, name, step): float(v) for m, name, step, v in rows[1:]}
-    assert len(table) == 3 * 6 * (horizon + 1)  # 3 models x 6 metrics x (steps + mean)
-    for model, metrics in expected.items():
+    assert rows[0] == ["protocol", "model", "metric", "step", "value"]
+    table = {tuple(row[:4]): float(row[4]) for row in rows[1:]}
+    # 2 protocols x 3 models x 6 metrics x (steps + mean)
+    assert len(table) == 2 * 3 * 6 * (horizon + 1)
+    for (protocol, model), metrics in expected.items():
         for name, per_step in metrics.items():
             for step, value in enumerate(per_step, start=1):
-                assert table[model, name, str(step)] == pytest.approx(value, rel=1e-6, abs=1e-6)
-            assert table[model, name, "mean"] == pytest.approx(per_step.mean(), rel=1e-6, abs=1e-6)
+                got = table[protocol, model, name, str(step)]
+                assert got == pytest.approx(value, rel=1e-6, abs=1e-6)
+            got = table[protocol, model, name, "mean"]
+            assert got == pytest.approx(per_step.mean(), rel=1e-6, abs=1e-6)
+    # PredNet's own next-frame path scores what vidgen-train's next-frame test scores:
+    # better than its own rollout beyond the first step.
+    assert (
+        table["next_frame", "prednet", "mse_per_pixel", "mean"]
+        != table["rollout", "prednet", "mse_per_pixel", "mean"]
+    )
 
     summary = (out / "metrics.md").read_text()
-    assert re.search(r"\| copy_last \| .* \| 1\.000 \|", summary)
+    assert "## rollout: 3 true frames in, 3 predicted" in summary
+    assert "## next_frame: each of the 3 frames after the first 3 predicted" in summary
+    assert len(re.findall(r"\| copy_last \| .* \| 1\.000 \|", summary)) == 2
     assert "| prednet |" in summary and "| identity |" in summary
-    header = summary.splitlines()[0]
+    header = summary.splitlines()[2]
     assert "MSE per pixel" in header and "MAE per frame (sum)" in header and "OpenSTL" in summary
     report = (out / "report.html").read_text()
+    assert "rollout: 3 true frames in" in report and "next_frame: each of the 3" in report
     referenced = set(re.findall(r'(?:src|href)="([^"]+)"', report))
-    assert referenced == {"metrics.csv", "metrics.md", "curves.png", "side_by_side.mp4"}
+    assert referenced == {"metrics.csv", "metrics.md", "curves_rollout.png",
+                          "curves_next_frame.png", "side_by_side.mp4"}  # fmt: skip
     assert all((out / name).is_file() and (out / name).stat().st_size > 0 for name in referenced)
     with av.open(str(out / "side_by_side.mp4")) as container:
         video = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -259,3 +277,26 @@ def test_user_mistakes_are_one_line(
     assert exit_info.value.code == 2 and err.count("\n") == 0 and err.startswith("error: ")
     assert message in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.ckpt"]  # nothing written
+
+
+class ActionEcho(nn.Module):
+    """Predicts frame Tc + k as the first action component of step Tc - 1 + k, everywhere."""
+
+    def rollout(self, frames, horizon, actions=None):
+        steps = actions[:, frames.shape[1] - 1 : frames.shape[1] - 1 + horizon, :1]  # B h 1
+        return steps[..., None, None].expand(-1, -1, *frames.shape[2:])
+
+
+def test_next_frame_protocol_predicts_each_frame_from_its_own_prefix_and_actions():
+    frames = torch.rand(2, 7, 3, 4, 4)
+    actions = torch.arange(2 * 7, dtype=torch.float32).reshape(2, 7, 1)
+    batch = {"frames": frames, "actions": actions}
+    context, horizon = 3, 4
+    predicted = next_frame_predictions({"echo": ActionEcho()}, batch, context, horizon)["echo"]
+    # frame t (t = 3..6) is predicted from frames < t with the action at t - 1 driving it
+    expected = actions[:, context - 1 : context + horizon - 1, 0]
+    assert torch.equal(predicted[:, :, 0, 0, 0], expected)
+    rolled = rollouts({"echo": ActionEcho()}, batch, context, horizon)["echo"]
+    assert torch.equal(rolled, predicted)  # the echo ignores frames: both protocols agree
+    with pytest.raises(VidgenError, match="protocol=sideways is not one of both"):
+        compare_cli.chosen_protocols("sideways")

@@ -303,7 +303,7 @@ def test_export_replaces_only_an_earlier_export_and_only_when_forced(tmp_path, l
     out = tmp_path / "shared"
     args = [f"ckpt={legit}", f"out={out}"]
     export(compose_command("export", args))
-    with pytest.raises(VidgenError, match="already holds an export; pass force=true"):
+    with pytest.raises(VidgenError, match="already holds files; pass force=true"):
         export(compose_command("export", args))
     before = (out / WEIGHTS_FILE).stat().st_ino
     export(compose_command("export", [*args, "force=true"]))

@@ -83,7 +83,7 @@ def check_output(path: Path, force: bool, setting: str = "out", folder: bool = F
     """Before any work: refuse to replace ``path`` (a file, or with ``folder`` a non-empty
     folder) without ``force``, and fail now if its location cannot be written."""
     if folder and path.is_file():
-        raise VidgenError(f"{setting}={path} is a file; give a folder for the report.")
+        raise VidgenError(f"{setting}={path} is a file; give a folder.")
     if not folder and path.is_dir():
         raise VidgenError(f"{setting}={path} is a folder; give a file name.")
     taken = any(path.iterdir()) if folder and path.is_dir() else path.is_file()

@@ -5,10 +5,14 @@ vidgen-compare ckpts=[a.ckpt] names=[ours] context=5 horizon=15 clips=200 device
 
 vidgen-compare ckpts=[vgan.ckpt,future.ckpt] plausibility=true fvd_weights=i3d.pt  # generators
 
-Writes into ``out``: metrics.csv (model,metric,step,value; MSE and MAE per pixel and summed
-per frame), metrics.md, curves.png, side_by_side.mp4 and report.html, which shows all of
-them; with ``plausibility`` or ``fvd_weights`` also generative.md. Unconditional generators
-(no ``rollout``) are scored on their samples by those two only.
+Scores both protocols unless ``protocol=rollout`` or ``protocol=next_frame`` picks one:
+``rollout`` (context in, horizon out, fed back) and ``next_frame`` (each frame from all true
+frames before it, PredNet's protocol). Writes into ``out``: metrics.csv
+(protocol,model,metric,step,value; MSE and MAE per pixel and summed per frame), metrics.md
+(a table per protocol, named), curves_<protocol>.png, side_by_side.mp4 (rollouts) and
+report.html, which shows all of them; with ``plausibility`` or ``fvd_weights`` also
+generative.md. Unconditional generators (no ``rollout``) are scored on their samples by
+those two only.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from vidgen.data.dataset import to_model_batch
 from vidgen.errors import VidgenError
 from vidgen.eval import BASELINES
 from vidgen.eval.compare import (
+    PROTOCOLS,
     Results,
     batch_loader,
     evaluate,
     held_out_windows,
     pick_windows,
+    protocol_heading,
     rollouts,
     summary,
     write_metrics_csv,
@@ -53,7 +59,7 @@ from vidgen.viz.video import write_mp4
 FILES = {
     "csv": "metrics.csv",
     "md": "metrics.md",
-    "curves": "curves.png",
+    "curves": "curves_{protocol}.png",
     "video": "side_by_side.mp4",
     "generative": "generative.md",
 }
@@ -82,8 +88,18 @@ def model_names(ckpts: Sequence[str], names: Sequence[str] | None) -> list[str]:
     return unique
 
 
-def compare(cfg: DictConfig) -> Results:
-    """Evaluate, then write the tables, curves, video and report into ``cfg.out``."""
+def chosen_protocols(protocol: str) -> list[str]:
+    if protocol == "both":
+        return list(PROTOCOLS)
+    if protocol not in PROTOCOLS:
+        raise VidgenError(f"protocol={protocol} is not one of both, {', '.join(PROTOCOLS)}.")
+    return [protocol]
+
+
+def compare(cfg: DictConfig) -> dict[str, Results]:
+    """Evaluate under each protocol, then write the tables, curves, video and report into
+    ``cfg.out``; returns {protocol: Results}."""
+    protocols = chosen_protocols(cfg.protocol)
     ckpts = list(cfg.ckpts) if isinstance(cfg.ckpts, ListConfig) else [cfg.ckpts]
     if not ckpts:
         raise VidgenError("ckpts is empty; give at least one checkpoint, e.g. ckpts=[a.ckpt].")
@@ -112,7 +128,12 @@ def compare(cfg: DictConfig) -> Results:
     try:
         torch.manual_seed(cfg.seed)
         loader = batch_loader(windows, chosen, cfg.batch_size)
-        results = evaluate(models, loader, context, horizon, cfg.device, cfg.progress)
+        results = {}
+        for protocol in protocols:
+            torch.manual_seed(cfg.seed)
+            results[protocol] = evaluate(
+                models, loader, context, horizon, cfg.device, cfg.progress, protocol
+            )
         torch.manual_seed(cfg.seed)
         shown = default_collate([windows[i] for i in chosen[: cfg.video_clips]])
         batch = to_model_batch(shown)
@@ -123,15 +144,19 @@ def compare(cfg: DictConfig) -> Results:
             clips = generated_clips(
                 models, samplers, loader, context, horizon, cfg.device, cfg.seed
             )
-            scores, protocol = generative_scores(clips, spec, embed, cfg.fvd_frames)
+            scores, scoring = generative_scores(clips, spec, embed, cfg.fvd_frames)
     finally:
         torch.use_deterministic_algorithms(deterministic)
     out.mkdir(parents=True, exist_ok=True)
     write_metrics_csv(results, out / FILES["csv"])
-    write_metrics_md(results, out / FILES["md"])
+    write_metrics_md(results, out / FILES["md"], context, horizon)
     if scores is not None:
-        write_scores_md(scores, out / FILES["generative"], protocol)
-    plot_curves(results, out / FILES["curves"])
+        write_scores_md(scores, out / FILES["generative"], scoring)
+    sections = {}
+    for protocol, by_model in results.items():
+        curves = FILES["curves"].format(protocol=protocol)
+        plot_curves(by_model, out / curves)
+        sections[protocol_heading(protocol, context, horizon)] = (summary(by_model), curves)
     panels = comparison_panels(batch["frames"], predictions, context)
     video = video_grid(panels, context, cfg.upscale)
     write_mp4(video, out / FILES["video"], cfg.fps or windows.fps)
@@ -143,15 +168,17 @@ def compare(cfg: DictConfig) -> Results:
         "checkpoints": ", ".join(f"{n} = {c}" for n, c in zip(names, ckpts, strict=True)),
     }
     if scores is not None:
-        settings["generative scores"] = f"{FILES['generative']} ({protocol or 'plausibility'})"
-    rows = summary(results)
-    write_report(out, rows, settings, FILES)
+        settings["generative scores"] = f"{FILES['generative']} ({scoring or 'plausibility'})"
+    write_report(out, sections, settings, FILES)
     console = Console()
-    for row in rows:
-        console.print(
-            f"{row['model']:>16}  MSE {row['mse_per_pixel']:.4e}  MAE {row['mae_per_pixel']:.4e}  "
-            f"PSNR {row['psnr']:6.2f}  SSIM {row['ssim']:.4f}  MSE/copy-last {row['mse_ratio']:.3f}"
-        )
+    for heading, (rows, _) in sections.items():
+        console.print(heading, markup=False)
+        for row in rows:
+            console.print(
+                f"{row['model']:>16}  MSE {row['mse_per_pixel']:.4e}  "
+                f"MAE {row['mae_per_pixel']:.4e}  PSNR {row['psnr']:6.2f}  "
+                f"SSIM {row['ssim']:.4f}  MSE/copy-last {row['mse_ratio']:.3f}"
+            )
     if scores is not None:
         console.print((out / FILES["generative"]).read_text(), markup=False)
     console.print(f"report: {out / 'report.html'}")

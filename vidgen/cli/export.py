@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from rich.console import Console
 
-from vidgen.cli.command import hydra_command
+from vidgen.cli.command import check_output, hydra_command
 from vidgen.errors import VidgenError
 from vidgen.loading import CONFIG_FILE, WEIGHTS_FILE, read_saved, save_export
 
@@ -26,19 +26,14 @@ EXPORT_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE})
 
 
 def check_destination(out: Path, force: bool) -> None:
-    """``out`` is new, empty, or (with ``force``) an earlier export and nothing else."""
-    if out.exists() and not out.is_dir():
-        raise VidgenError(f"out={out} is a file; give a folder to export into.")
+    """``out`` is new, empty, or (with ``force``) an earlier export and nothing else, in a
+    writable place."""
     held = {p.name for p in out.iterdir()} if out.is_dir() else set()
     if held - EXPORT_FILES:
         raise VidgenError(
             f"out={out} holds files other than an export; choose a new or empty folder."
         )
-    if held and not force:
-        raise VidgenError(
-            f"out={out} already holds an export; pass force=true to replace it, "
-            "or choose another folder."
-        )
+    check_output(out, force, folder=True)
 
 
 def replace_folder(staging: Path, out: Path) -> None:

@@ -23,7 +23,7 @@ from rich.console import Console
 
 import vidgen.configs
 from vidgen.data import VideoDataModule
-from vidgen.errors import VidgenError
+from vidgen.errors import VidgenError, spawned_user_error
 from vidgen.loading import read_saved
 
 # configs/ of the repository, installed as the package vidgen.configs (editable or not)
@@ -158,10 +158,20 @@ def mark_failed(output_dir: Path, err: Exception) -> None:
         (output_dir / FAILED).write_text(reason + "\n")
 
 
-def instantiate_group(group: DictConfig | None) -> list:
+def instantiate_group(group: DictConfig | None, name: str) -> list:
     """Objects of a callbacks/logger group; entries without ``_target_`` (an experiment
-    tuning a callback that another choice removed) are skipped."""
-    return [hydra.utils.instantiate(c) for c in (group or {}).values() if "_target_" in c]
+    tuning a callback that another choice removed) are skipped. An optional package that is
+    not installed (TensorBoard, an extra) is one line."""
+    try:
+        return [hydra.utils.instantiate(c) for c in (group or {}).values() if "_target_" in c]
+    except InstantiationException as err:
+        if not isinstance(err.__cause__, ModuleNotFoundError | ImportError):
+            raise
+        missing = str(err.__cause__).splitlines()[0]
+        raise VidgenError(
+            f"the {name} chosen needs a package that is not installed ({missing}); install "
+            "it, e.g. pip install 'vidgen[tensorboard]' for logger=tensorboard."
+        ) from None
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -172,7 +182,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         return fit_and_test(cfg, output_dir)
     except Exception as err:  # marked, then raised as it was; an interrupt is no failure
-        mark_failed(output_dir, err)
+        user_error = spawned_user_error(err)  # a ddp_spawn rank's mistake is one line too
+        mark_failed(output_dir, user_error or err)
+        if user_error is not None:
+            raise user_error from None
         raise
 
 
@@ -191,8 +204,8 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
         load_weights(task, checkpoint, "ckpt_path")
     check_partial_dataset(datamodule)
     callbacks, loggers = (
-        instantiate_group(cfg.get("callbacks")),
-        instantiate_group(cfg.get("logger")),
+        instantiate_group(cfg.get("callbacks"), "callbacks"),
+        instantiate_group(cfg.get("logger"), "logger"),
     )
     try:
         trainer: pl.Trainer = hydra.utils.instantiate(
@@ -236,7 +249,7 @@ def report(metrics: dict[str, float], output_dir: Path) -> None:
     console = Console()
     stage = "test" if "test/mse" in metrics else "val"
     if f"{stage}/mse" in metrics:
-        for name in ("mse", "psnr", "ssim"):
+        for name in ("mse", "mae", "psnr", "ssim"):
             ours, base = metrics[f"{stage}/{name}"], metrics[f"{stage}/copy_last_{name}"]
             console.print(f"{stage} {name:>4}: model {ours:.5g}   copy-last {base:.5g}")
         console.print(f"{stage} MSE ratio to copy-last: {metrics[f'{stage}/mse_ratio']:.3f}")

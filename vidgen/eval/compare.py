@@ -2,9 +2,11 @@
 
 Every predictor (trained task or baseline) answers the same call, ``rollout(context,
 horizon, actions)``, on the same ``unique`` windows, and is scored by the same
-``PerStepMetrics`` that training logs, so compare and training agree to the digit. Every
-table gives MSE and MAE in two conventions and says which: per pixel (vidgen's) and summed
-per frame (OpenSTL's), so the numbers sit beside published ones.
+``PerStepMetrics`` that training logs, so compare and training agree to the digit. Two
+protocols, named in every table: ``rollout`` (context in, horizon out, predictions fed
+back) and ``next_frame`` (each scored frame predicted from all true frames before it,
+PredNet's protocol). Every table gives MSE and MAE in two conventions and says which: per
+pixel (vidgen's) and summed per frame (OpenSTL's), so the numbers sit beside published ones.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ SUMMARY_COLUMNS = (
     ("ssim", "SSIM", ".4f"),
     ("mse_ratio", "MSE / {baseline}", ".3f"),
 )
+PROTOCOLS = {
+    "rollout": "{context} true frames in, {horizon} predicted, each prediction fed back",
+    "next_frame": "each of the {horizon} frames after the first {context} predicted from all "
+    "true frames before it (PredNet's protocol)",
+}
 CONVENTIONS = (
     "Frames in [0, 1]. Per pixel: the mean over a frame's C x H x W values; per frame (sum): "
     "their sum, as OpenSTL's tables; both then averaged over frames and clips."
@@ -139,6 +146,34 @@ def rollouts(
     return predictions
 
 
+@torch.no_grad()
+def next_frame_predictions(
+    models: Mapping[str, nn.Module],
+    batch: dict[str, torch.Tensor],
+    context: int,
+    horizon: int,
+    device: str | torch.device = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Every model's [B, horizon, C, H, W] one-step predictions of frames context.. from all
+    true frames before each: ``next_frames`` where a model has it (PredNet, copy-last),
+    otherwise one 1-frame ``rollout`` per prefix, which is the same thing by definition."""
+    frames = batch["frames"][:, : context + horizon].to(device)
+    predictions = {}
+    for name, model in models.items():
+        try:
+            predictions[name] = model.next_frames(frames, context)
+            continue
+        except (AttributeError, NotImplementedError):
+            pass
+        prefixes = {**batch, "frames": frames}
+        steps = [
+            rollouts({name: model}, prefixes, seen, 1, device)[name]
+            for seen in range(context, context + horizon)
+        ]
+        predictions[name] = torch.cat(steps, dim=1)
+    return predictions
+
+
 def evaluate(
     models: Mapping[str, nn.Module],
     loader: DataLoader,
@@ -146,29 +181,38 @@ def evaluate(
     horizon: int,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    protocol: str = "rollout",
 ) -> Results:
-    """Per-step mean MSE / MAE / PSNR / SSIM of every model over all windows of ``loader``."""
+    """Per-step mean MSE / MAE / PSNR / SSIM of every model over all windows of ``loader``,
+    under ``protocol`` (``rollout`` or ``next_frame``, see PROTOCOLS)."""
+    if protocol not in PROTOCOLS:
+        raise VidgenError(f"protocol={protocol} is not one of {', '.join(PROTOCOLS)}.")
+    predict = rollouts if protocol == "rollout" else next_frame_predictions
     metrics = {name: PerStepMetrics(horizon).to(device) for name in models}
-    batches = track(loader, "evaluating", console=Console(stderr=True), disable=not progress)
+    batches = track(
+        loader, f"evaluating ({protocol})", console=Console(stderr=True), disable=not progress
+    )
     for raw in batches:
         batch = to_model_batch(raw)
         target = batch["frames"][:, context : context + horizon].to(device)
-        for name, prediction in rollouts(models, batch, context, horizon, device).items():
+        for name, prediction in predict(models, batch, context, horizon, device).items():
             metrics[name].update(prediction, target)
     return {
         name: {k: v.cpu() for k, v in metric.compute().items()} for name, metric in metrics.items()
     }
 
 
-def write_metrics_csv(results: Results, path: Path) -> Path:
-    """Long format ``model,metric,step,value`` with TABLE_METRICS names: step 1..horizon,
-    then a ``mean`` row."""
-    rows = ["model,metric,step,value"]
-    for model, by_metric in results.items():
-        for name, key in TABLE_METRICS.items():
-            values = by_metric[key].tolist()
-            rows += [f"{model},{name},{step},{v:.10g}" for step, v in enumerate(values, 1)]
-            rows.append(f"{model},{name},mean,{sum(values) / len(values):.10g}")
+def write_metrics_csv(by_protocol: Mapping[str, Results], path: Path) -> Path:
+    """Long format ``protocol,model,metric,step,value`` with TABLE_METRICS names: step
+    1..horizon, then a ``mean`` row."""
+    rows = ["protocol,model,metric,step,value"]
+    for protocol, results in by_protocol.items():
+        for model, by_metric in results.items():
+            for name, key in TABLE_METRICS.items():
+                values = by_metric[key].tolist()
+                prefix = f"{protocol},{model},{name}"
+                rows += [f"{prefix},{step},{v:.10g}" for step, v in enumerate(values, 1)]
+                rows.append(f"{prefix},mean,{sum(values) / len(values):.10g}")
     path.write_text("\n".join(rows) + "\n")
     return path
 
@@ -186,15 +230,32 @@ def summary(results: Results, baseline: str = "copy_last") -> list[dict[str, flo
     ]
 
 
-def write_metrics_md(results: Results, path: Path, baseline: str = "copy_last") -> Path:
+def protocol_heading(protocol: str, context: int, horizon: int) -> str:
+    """``protocol``: what it measured, in words, for every table's heading."""
+    return f"{protocol}: " + PROTOCOLS[protocol].format(context=context, horizon=horizon)
+
+
+def write_metrics_md(
+    by_protocol: Mapping[str, Results],
+    path: Path,
+    context: int,
+    horizon: int,
+    baseline: str = "copy_last",
+) -> Path:
+    """One table per protocol, headed by what the protocol measured, then the conventions."""
     headings = [heading.format(baseline=baseline) for _, heading, _ in SUMMARY_COLUMNS]
-    lines = [
-        "| model | " + " | ".join(headings) + " |",
-        "|---|" + "---:|" * len(headings),
-    ]
-    for row in summary(results, baseline):
-        cells = [format(row[key], spec) for key, _, spec in SUMMARY_COLUMNS]
-        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
-    lines += ["", CONVENTIONS]
+    lines = []
+    for protocol, results in by_protocol.items():
+        lines += [
+            f"## {protocol_heading(protocol, context, horizon)}",
+            "",
+            "| model | " + " | ".join(headings) + " |",
+            "|---|" + "---:|" * len(headings),
+        ]
+        for row in summary(results, baseline):
+            cells = [format(row[key], spec) for key, _, spec in SUMMARY_COLUMNS]
+            lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(CONVENTIONS)
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -43,13 +43,8 @@ def plot_curves(
     return fig
 
 
-def write_report(
-    out: Path,
-    rows: list[dict[str, float | str]],
-    settings: Mapping[str, object],
-    files: Mapping[str, str],
-) -> Path:
-    """``report.html`` in ``out``; ``files`` names the curves, video, csv and md in ``out``."""
+def summary_table(rows: list[dict[str, float | str]]) -> str:
+    """The HTML table of ``summary`` rows (vidgen.eval.compare)."""
     headings = [heading.format(baseline="copy_last") for _, heading, _ in SUMMARY_COLUMNS]
     header = "<tr><th>model</th>" + "".join(f"<th>{h}</th>" for h in headings) + "</tr>"
     body = "".join(
@@ -57,6 +52,23 @@ def write_report(
         + "".join(f"<td>{format(r[key], spec)}</td>" for key, _, spec in SUMMARY_COLUMNS)
         + "</tr>"
         for r in rows
+    )
+    return f"<table><thead>{header}</thead><tbody>{body}</tbody></table>"
+
+
+def write_report(
+    out: Path,
+    sections: Mapping[str, tuple[list[dict[str, float | str]], str]],
+    settings: Mapping[str, object],
+    files: Mapping[str, str],
+) -> Path:
+    """``report.html`` in ``out``: per protocol heading, its ``summary`` rows and the name
+    of its curves image; ``files`` names the video, csv and md in ``out``."""
+    tables = "".join(
+        f"<h2>{html.escape(heading)}</h2>\n<p>Mean over the predicted frames.</p>\n"
+        f"{summary_table(rows)}\n<h3>Per future step</h3>\n"
+        f'<img src="{curves}" alt="metrics per future step, {html.escape(heading)}">\n'
+        for heading, (rows, curves) in sections.items()
     )
     setting_items = "".join(
         f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in settings.items()
@@ -71,15 +83,12 @@ th {{ border-bottom: 2px solid #444; }} img, video {{ max-width: 100%; }}
 </style></head><body>
 <h1>vidgen comparison</h1>
 <ul>{setting_items}</ul>
-<h2>Mean over {html.escape(str(settings.get("horizon", "")))} predicted frames</h2>
-<table><thead>{header}</thead><tbody>{body}</tbody></table>
-<p>{CONVENTIONS}</p>
+{tables}<p>{CONVENTIONS}</p>
 <p><a href="{files["csv"]}">{files["csv"]}</a> (per step) &middot;
 <a href="{files["md"]}">{files["md"]}</a></p>
-<h2>Per future step</h2>
-<img src="{files["curves"]}" alt="metrics per future step">
 <h2>Side by side</h2>
-<p>Ground truth, then every model, on the same clips; a red border marks predicted frames.</p>
+<p>Ground truth, then every model's rollout, on the same clips; a red border marks predicted
+frames.</p>
 <video src="{files["video"]}" controls autoplay muted loop playsinline></video>
 </body></html>
 """
