@@ -220,11 +220,12 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
     datamodule.prepare_data()
     task.check_frame_shape(datamodule.frame_shape)
     if cfg.train:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint)
+        # weights_only: a resumed checkpoint is unpickled as plain data only, never code
+        trainer.fit(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
         best = trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path
         checkpoint = best or None
     if cfg.test:
-        trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint)
+        trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         write_per_step(task.per_step_results, output_dir / "metrics_per_step.csv")
