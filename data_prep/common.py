@@ -86,13 +86,15 @@ class SplitWriter:
                     raise VidgenError(f"nothing was written to {self.out}: no episodes were found.")
                 for writer in writers:
                     writer.finish()
+                # New splits first, then the old ones they do not replace: an interruption in
+                # between leaves splits of two ids, which readers refuse, never none at all.
+                for writer in writers:
+                    writer.publish()
+                published = True
                 written = {writer.path for writer in writers}
                 for stale in self.out.glob("*.h5"):
                     if stale not in written:
                         stale.unlink()
-                for writer in writers:
-                    writer.publish()
-                published = True
         finally:
             for writer in writers:
                 writer.discard()

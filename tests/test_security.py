@@ -323,3 +323,21 @@ def test_export_stores_shared_and_strided_tensors():
         stored = safetensors.torch.load_file(Path(folder) / WEIGHTS_FILE)
     assert stored.keys() == state_dict.keys()
     assert all(torch.equal(stored[k], v) for k, v in state_dict.items())
+
+
+def test_a_config_naming_a_huge_model_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    """Small weights, a config asking for a 10^12-parameter PredNet: shapes are compared on
+    the meta device, so nothing that size is ever allocated."""
+    huge = copy.deepcopy(TINY_PREDNET)
+    huge["net"]["stack_sizes"] = huge["net"]["r_stack_sizes"] = [3, 1_000_000, 8]
+    path = write_checkpoint(tmp_path / "huge.ckpt", huge)
+    real_empty = torch.empty
+
+    def bounded_empty(*shape, **kwargs):
+        tensor = real_empty(*shape, **kwargs)
+        assert tensor.is_meta or tensor.numel() < 10**8, "allocated the forged model"
+        return tensor
+
+    monkeypatch.setattr(torch, "empty", bounded_empty)
+    with pytest.raises(VidgenError, match="holds weights that do not fit its own model config"):
+        vidgen.load(path)

@@ -25,6 +25,9 @@ def spawned_user_error(err: BaseException) -> VidgenError | None:
     module, _, class_name = name.rpartition(".")
     if not separator or module.split(".")[0] != "vidgen":
         return None
-    raised = getattr(importlib.import_module(module), class_name, None)
+    try:
+        raised = getattr(importlib.import_module(module), class_name, None)
+    except ImportError:  # not a module of this vidgen: leave the original error as it is
+        return None
     is_user_error = isinstance(raised, type) and issubclass(raised, VidgenError)
     return VidgenError(message) if is_user_error else None

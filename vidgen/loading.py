@@ -221,19 +221,27 @@ def read_saved(checkpoint: str | os.PathLike) -> SavedModel:
     return SavedModel(checked, dict(state_dict))
 
 
-def build(saved: SavedModel, source: Path) -> nn.Module:
-    """The task ``saved.config`` describes, holding ``saved.state_dict``."""
+def _instantiate(config: dict, source: Path) -> nn.Module:
     try:
-        task = hydra.utils.instantiate(saved.config)
+        return hydra.utils.instantiate(config)
     except (InstantiationException, OmegaConfBaseException) as err:
         first = str(err).splitlines()[0]
         raise VidgenError(
             f"{source} holds a model config this vidgen cannot build ({first})."
         ) from None
-    try:
-        task.load_state_dict(saved.state_dict)
-    except RuntimeError:
-        raise VidgenError(f"{source} holds weights that do not fit its own model config.") from None
+
+
+def build(saved: SavedModel, source: Path) -> nn.Module:
+    """The task ``saved.config`` describes, holding ``saved.state_dict``. The config is first
+    built on the meta device (no memory) and its tensor shapes compared with the saved
+    weights, so a config naming a huge model is refused before anything is allocated."""
+    with torch.device("meta"):
+        probe = _instantiate(saved.config, source)
+    expected = {name: tuple(t.shape) for name, t in probe.state_dict().items()}
+    if expected != {name: tuple(t.shape) for name, t in saved.state_dict.items()}:
+        raise VidgenError(f"{source} holds weights that do not fit its own model config.")
+    task = _instantiate(saved.config, source)
+    task.load_state_dict(saved.state_dict)
     task.config = saved.config
     return task
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import io
+import math
 import os
 import sys
 import uuid
@@ -96,8 +97,8 @@ class ClipWriter:
         self.path = Path(path)
         if self.path.exists() and not force:
             raise VidgenError(f"{self.path} already exists; pass --force to overwrite it.")
-        if fps <= 0:
-            raise VidgenError(f"fps must be positive, got {fps}.")
+        if not math.isfinite(fps) or fps <= 0:
+            raise VidgenError(f"fps must be a positive finite number, got {fps}.")
         self.tmp_path = self.path.with_name(f".{self.path.name}.partial")
         self.fps, self.source, self.compression = float(fps), source, compression
         self.chunk_frames = chunk_frames

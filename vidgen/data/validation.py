@@ -23,8 +23,8 @@ FORMAT_VERSION = 1
 PER_FRAME_KEYS = ("actions", "states")
 MAX_FRAME_PIXELS_ENV = "VIDGEN_MAX_FRAME_PIXELS"
 DEFAULT_MAX_FRAME_PIXELS = 4096 * 4096
-# A compressed dataset may declare at most this many times the file's size: LZF and gzip
-# stay far below it even on blank frames, a sparse or forged size does not.
+# A compressed dataset may declare at most this many times the bytes it stores (gzip tops
+# out near 1032:1 on blank data; LZF far lower), and must store every one of its chunks.
 MAX_COMPRESSION_RATIO = 1000
 
 
@@ -66,14 +66,22 @@ def validate(f: h5py.File, path: str | os.PathLike, max_pixels: int | None = Non
             f"{_shape(starts_set)}."
         )
     n = frames.shape[0]
+    if h5py.check_string_dtype(datasets["episode_names"].dtype) is None:
+        raise VidgenError(f"{path}: episode_names must be strings.")
     for key, dset in datasets.items():
         if dset.ndim == 0:
             raise VidgenError(f"{path}: '{key}' must have one row per item, not be a scalar.")
-        if key not in ("frames", "episode_starts", "episode_names") and dset.shape[0] != n:
-            raise VidgenError(f"{path}: {key} has {dset.shape[0]} rows but there are {n} frames.")
-    file_size = f.id.get_filesize()
+        if key not in ("frames", "episode_starts", "episode_names"):
+            if dset.dtype.kind not in "fiu":
+                raise VidgenError(f"{path}: {key} must hold numbers, not {dset.dtype}.")
+            if dset.shape[0] != n:
+                raise VidgenError(
+                    f"{path}: {key} has {dset.shape[0]} rows but there are {n} frames."
+                )
+    if starts_set.shape[0] > n + 1:
+        raise VidgenError(f"{path}: episode_starts has more entries than there are frames.")
     for key, dset in datasets.items():
-        _check_storage(dset, key, path, file_size)
+        _check_storage(dset, key, path)
     starts = starts_set[()]
     if len(starts) < 2 or starts[0] != 0 or starts[-1] != n:
         raise VidgenError(f"{path}: episode_starts must run from 0 to the frame count {n}.")
@@ -123,7 +131,13 @@ def _check_links(f: h5py.File, path: str | os.PathLike) -> None:
     links: list[str] = []
     f.visit_links(links.append)
     for name in links:
-        link = f.get(name, getlink=True)
+        try:
+            link = f.get(name, getlink=True)
+        except TypeError:  # h5py knows hard, soft and external links; anything else is foreign
+            raise VidgenError(
+                f"{path}: '{name}' is a user-defined link; a clip file stores its datasets "
+                "directly."
+            ) from None
         if isinstance(link, h5py.ExternalLink):
             raise VidgenError(
                 f"{path}: '{name}' is an external link to {link.filename}; a clip file may not "
@@ -167,9 +181,9 @@ def _local_dataset(obj: object, key: str, path: str | os.PathLike) -> h5py.Datas
     return obj
 
 
-def _check_storage(dset: h5py.Dataset, key: str, path: str | os.PathLike, file_size: int) -> None:
-    """The bytes ``dset`` declares must be backed by the file: all of them when stored raw,
-    at most MAX_COMPRESSION_RATIO times the file's size when filtered."""
+def _check_storage(dset: h5py.Dataset, key: str, path: str | os.PathLike) -> None:
+    """The bytes ``dset`` declares must be backed by the file: all of them when stored raw;
+    when filtered, every chunk stored and at most MAX_COMPRESSION_RATIO times the bytes."""
     declared = dset.size * dset.dtype.itemsize
     if declared == 0:
         return
@@ -177,7 +191,11 @@ def _check_storage(dset: h5py.Dataset, key: str, path: str | os.PathLike, file_s
     if dset.id.get_create_plist().get_nfilters() == 0:
         plausible = stored >= declared
     else:
-        plausible = stored > 0 and declared <= MAX_COMPRESSION_RATIO * file_size
+        grid = zip(dset.shape, dset.chunks, strict=True)
+        chunks = math.prod(-(-side // chunk) for side, chunk in grid)
+        plausible = (
+            dset.id.get_num_chunks() == chunks and declared <= MAX_COMPRESSION_RATIO * stored
+        )
     if not plausible:
         raise VidgenError(
             f"{path}: '{key}' declares {declared:,} bytes but the file stores {stored:,} of "

@@ -52,7 +52,9 @@ class PredictorTask(pl.LightningModule):
         # The loss as a sum and a count reduced over ranks: exact with uneven shards, where
         # Lightning's sync_dist mean truncates the averaged batch count to an integer.
         for stage in ("val", "test"):
-            self.metrics[f"{stage}_loss"] = MeanMetric()
+            # A NaN batch loss must show in the mean (and stop training), not be dropped:
+            # replaced by NaN, it keeps its weight ("disable" would drop the weights).
+            self.metrics[f"{stage}_loss"] = MeanMetric(nan_strategy=float("nan"))
         # {stage: {"model" | "copy_last": {metric: [value per future step]}}}, after evaluation.
         self.per_step_results: dict[str, dict[str, dict[str, list[float]]]] = {}
         # The composed model config, stored in checkpoints so they rebuild their model alone.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from vidgen.errors import VidgenError
@@ -245,7 +246,14 @@ class BilliardsTask(PredictorTask):
         scale = self.net.displacement_scale
         error = ((predicted - target.nan_to_num(0.0)) / scale).pow(2).sum(-1)
         weights = self.horizon_weights * valid
-        return (error * weights).sum() / weights.sum().clamp_min(1e-8)
+        total = weights.sum()
+        if self.training and dist.is_available() and dist.is_initialized():
+            # DDP averages the ranks' gradients; dividing by the ranks' mean weight (the same
+            # on every rank) makes that average the one-process loss, however the valid steps
+            # fall across ranks. Training steps are collective anyway, evaluation's are not.
+            dist.all_reduce(total := total.clone())
+            total = total / dist.get_world_size()
+        return (error * weights).sum() / total.clamp_min(1e-8)
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         super()._evaluate(batch, stage)  # frames through rollout() against copy-last-frame

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.distributed as dist
 
 from vidgen.errors import VidgenError
 from vidgen.eval import METRIC_NAMES, PerStepMetrics
@@ -99,8 +100,9 @@ class ActionConditionedTask(PredictorTask):
                 f"frames; set data.length={context + 8}."
             )
         k = self.schedsamp_k if self.training else -1  # evaluation: pure rollouts
-        world_size = self._trainer.world_size if self._trainer is not None else 1
-        num_true = num_ground_truth(self.global_step, batch_size, k, self.global_rank, world_size)
+        distributed = dist.is_available() and dist.is_initialized()
+        ranks = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+        num_true = num_ground_truth(self.global_step, batch_size, k, *ranks)
         # T - 1 steps; step t predicts frame t + 1. Score frames context.. T - 1.
         first_state = None if states is None else states[:, 0]
         images, predicted_states = self.net(
