@@ -190,6 +190,34 @@ def test_loss_weights_short_horizons_more_by_hand() -> None:
     assert task.loss({**batch, "objects/forces": at_start}).item() == pytest.approx(hand)
 
 
+def test_two_ranks_average_to_the_one_process_loss(monkeypatch) -> None:
+    """DDP averages the ranks' gradients: the ranks' losses must average to the loss of the
+    whole batch even when their valid steps differ (3 weighted entries against 1 here)."""
+    positions = torch.tensor([0.0, 1.0, 3.0])[None, :, None, None] * torch.tensor([1.0, 0.0])
+    at_start, at_rest = torch.zeros(1, 3, 1, 2), torch.zeros(1, 3, 1, 2)
+    at_start[0, 0, 0] = 1e4
+    ranks = [
+        {"frames": torch.zeros(1, 3, 3, 8, 8), "objects/positions": positions,
+         "objects/forces": forces}
+        for forces in (at_start, at_rest)
+    ]  # fmt: skip
+    task = BilliardsTask(Fixed(history=2), adam)
+    whole = task.loss({key: torch.cat([r[key] for r in ranks]) for key in ranks[0]})
+    w1, w2 = math.exp(-1.0), math.exp(-(2**0.25))
+    totals = iter([2 * w1 + w2, w1])  # each rank's weight sum, as all_reduce sees them
+
+    def all_reduce(total):
+        assert total.item() == pytest.approx(next(totals))
+        total.fill_(3 * w1 + w2)
+
+    distributed = {"is_available": lambda: True, "is_initialized": lambda: True,
+                   "get_world_size": lambda: 2, "all_reduce": all_reduce}  # fmt: skip
+    for name, value in distributed.items():
+        monkeypatch.setattr(torch.distributed, name, value)
+    per_rank = [task.loss(batch) for batch in ranks]
+    assert (per_rank[0] + per_rank[1]).item() / 2 == pytest.approx(whole.item(), rel=1e-6)
+
+
 def open_table_frame(pos: np.ndarray) -> torch.Tensor:
     image = paint_balls(draw_table(SQUARE, (96, 96), 600.0), pos, np.full(len(pos), 25.0), 600.0)
     return torch.from_numpy(image).permute(2, 0, 1).float() / 255
