@@ -13,7 +13,7 @@ seen):
     imagination stride is chosen per model on validation tables and success is reported on
     test tables from a separate seed stream, never used to choose it.
 
-    python -m benchmarks.billiards                                  # ~20 min x 2, then scoring
+    python -m benchmarks.billiards                                  # ~15 min x 2, then scoring
     python -m benchmarks.billiards --minutes 2 --plans 10 --val-plans 5 --episodes 40  # a trial
     python -m benchmarks.billiards --reuse    # score the saved checkpoints of an earlier run
 
@@ -259,7 +259,7 @@ def imagination_video(net: torch.nn.Module, batch: dict[str, torch.Tensor], path
 
 def main() -> None:
     args_parser = parser(__doc__)
-    args_parser.add_argument("--minutes", type=float, default=20.0, help="training per model")
+    args_parser.add_argument("--minutes", type=float, default=15.0, help="training per model")
     args_parser.add_argument("--episodes", type=int, default=100, help="held-out episodes per set")
     args_parser.add_argument("--plans", type=int, default=40, help="test planning problems")
     args_parser.add_argument(
