@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.strategies import DDPStrategy
 from torch import Tensor
+from torchmetrics import MeanMetric
 from torchvision.utils import make_grid, save_image
 
 from vidgen import __version__
@@ -164,6 +165,14 @@ class VGANTask(AdversarialTraining, pl.LightningModule):
         self.mask_penalty, self.num_samples = mask_penalty, num_samples
         self.per_step_results: dict = {}  # none: nothing here is a per-step prediction
         self.config: dict | None = None
+        # D's mean belief per stage, as sums and counts reduced over ranks: exact under DDP.
+        self.discriminator_beliefs = torch.nn.ModuleDict(
+            {
+                f"{stage}_{who}": MeanMetric()
+                for stage in ("val", "test")
+                for who in ("real", "fake")
+            }
+        )
 
     def generate(self, real: Tensor) -> VideoParts:
         return self.generator(self.generator.sample_noise(len(real)))
@@ -182,14 +191,10 @@ class VGANTask(AdversarialTraining, pl.LightningModule):
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         real = self.real_videos(batch["frames"])
         fake = self.generate(real).video
-        self.log_dict(
-            {
-                f"{stage}/d_real": torch.sigmoid(self.discriminator(real)).mean(),
-                f"{stage}/d_fake": torch.sigmoid(self.discriminator(fake)).mean(),
-            },
-            sync_dist=True,
-            batch_size=len(real),
-        )
+        for who, video in (("real", real), ("fake", fake)):
+            belief = self.discriminator_beliefs[f"{stage}_{who}"]
+            belief.update(torch.sigmoid(self.discriminator(video)).mean(), weight=len(real))
+            self.log(f"{stage}/d_{who}", belief, batch_size=len(real))
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
