@@ -64,17 +64,17 @@ def _read_image_folder(path: Path) -> Iterator[np.ndarray]:
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise VidgenError(f"{path} holds no PNG or JPG frames.")
-    first_size = None
+    first_shape = None
     for file in files:
         frame = cv2.imread(str(file), cv2.IMREAD_COLOR)
         if frame is None:
             raise VidgenError(f"{file} cannot be decoded as an image.")
-        size = "x".join(map(str, frame.shape[:2]))
-        first_size = first_size or size
-        if size != first_size:
+        first_shape = first_shape or frame.shape
+        if frame.shape != first_shape:
+            (h, w), (first_h, first_w) = frame.shape[:2], first_shape[:2]
             raise VidgenError(
-                f"{file} is {size} but {files[0].name} is {first_size}; the frames of {path} "
-                "must all have one size."
+                f"{file} is {h}x{w} but {files[0].name} is {first_h}x{first_w}; the frames of "
+                f"{path} must all have one size."
             )
         yield frame
 
