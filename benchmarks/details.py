@@ -61,14 +61,25 @@ def billiards_details(record: dict) -> str:
 
 
 def vgan_details(record: dict) -> str:
+    f = record["figures"]
     lines = [
-        "| clips | plausibility | right ball count | smooth steps | spread across clips |",
-        "|---|---:|---:|---:|---:|",
+        "| clips | combined | plausibility | motion | coverage | spread across clips |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for who, s in record["figures"]["plausibility"].items():
+    for who, s in f["scores"].items():
         lines.append(
-            f"| {who} | {s['score']:.3f} | {s['right_count']:.3f} | {s['smooth_steps']:.3f} "
-            f"| {s['spread']:.3f} |"
+            f"| {who} | {s['combined']:.3f} | {s['plausibility']:.3f} | {s['motion']:.3f} "
+            f"| {s['coverage']:.3f} | {s['spread']:.3f} |"
+        )
+    lines += [
+        "",
+        "| recipe | iterations | mask on balls | mask elsewhere |",
+        "|---|---:|---:|---:|",
+    ]
+    for recipe, m in f["mask"].items():
+        lines.append(
+            f"| {recipe} | {f['iterations'][recipe]} | {m['mask_on_balls']:.3f} "
+            f"| {m['mask_elsewhere']:.3f} |"
         )
     world = ", ".join(f"{key} {value}" for key, value in record["setup"]["world"].items())
     return f"World: {world}.\n\n" + "\n".join(lines)

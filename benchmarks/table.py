@@ -101,16 +101,23 @@ def cdna_summary(record: dict) -> str:
 
 def vgan_summary(record: dict) -> str:
     f, world = record["figures"], record["setup"]["world"]
-    scores = f["plausibility"]
-    trained = f"{f['iterations']} iterations" if f["iterations"] is not None else "saved weights"
+    scores, recipes = f["scores"], list(f["iterations"])
+    combined = ", ".join(f"{who} {s['combined']:.2f}" for who, s in scores.items())
+    budget = ", ".join(f"{r} {f['iterations'][r]} it" for r in recipes)
+    fractions = "; ".join(
+        f"{recipe}: plausibility {r['plausibility']:.2f}, motion {r['motion']:.2f}, "
+        f"coverage {r['coverage']:.2f}"
+        for recipe, r in f["fraction_of_real"].items()
+    )
+    masks = "; ".join(
+        f"{recipe} {m['mask_on_balls']:.2f} on balls vs {m['mask_elsewhere']:.2f}"
+        for recipe, m in f["mask"].items()
+    )
     return (
         f"{world['num_balls']}-ball world, {world['clip_frames']} frames at "
-        f"{world['frame_size']}x{world['frame_size']}, {trained}: plausibility real "
-        f"{scores['real']['score']:.2f}, trained {scores['trained']['score']:.2f}, untrained "
-        f"{scores['untrained']['score']:.2f}; spread across clips "
-        f"{scores['trained']['spread']:.2f} (real {scores['real']['spread']:.2f}); mask "
-        f"{f['mask_on_balls']:.2f} on balls vs "
-        f"{f['mask_elsewhere']:.2f} elsewhere"
+        f"{world['frame_size']}x{world['frame_size']}, {record['setup']['minutes']:g} min per "
+        f"recipe ({budget}): combined "
+        f"score {combined}; fraction of real, {fractions}; mask {masks}"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -54,19 +55,20 @@ def generate_dataset(
     if min(size) <= 0:
         raise VidgenError(f"size must be positive, got {size}.")
     simulate = WORLDS[world]
-    world_kwargs = {"config": world_config(world, options)} if options else {}
+    config = world_config(world, options or {})
     jobs = [(split, i) for split, count in split_counts(episodes).items() for i in range(count)]
     attrs = {
         "world": world,
         "seed": seed,
-        **{f"option_{k}": str(v) for k, v in (options or {}).items()},
+        # The whole world config as JSON data, so scores read the world's balls and speeds.
+        "world_config": json.dumps(dataclasses.asdict(config)),
     }
     with SplitWriter(
         out, fps=fps, source=f"synthetic:{world}", force=force, compression="lzf", attrs=attrs
     ) as writer:
         for split, index in progress(jobs, f"rendering {world}"):
             run = simulate(
-                num_frames=frames, size=size, seed=episode_seed(seed, split, index), **world_kwargs
+                num_frames=frames, size=size, seed=episode_seed(seed, split, index), config=config
             )
             tracks = {
                 key: value

@@ -1,6 +1,6 @@
 """Two-stream VGAN: shapes at paper and small sizes, composition, init, losses, one manual
 optimization step, the experiments (fast_dev_run, simulated DDP, checkpoint rebuild), FVD's
-Frechet distance against closed forms, the bouncing-balls plausibility score, and
+Frechet distance against closed forms, the ball scores in vidgen-compare, and
 stabilization of a clip shifted by known homographies."""
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from vidgen.cli.rollout import render_rollout
 from vidgen.cli.train import CONFIG_DIR, train
 from vidgen.data import ClipDataset, open_clips, to_model_batch
 from vidgen.errors import VidgenError
+from vidgen.eval.ball_scores import BallSpec, population_scores
 from vidgen.eval.fvd import FVDProtocol, I3DEmbedding, frechet_distance, fvd, gaussian_statistics
-from vidgen.eval.plausibility import ball_plausibility, detect_balls
 from vidgen.models.vgan import (
     FutureGenerator,
     VideoDiscriminator,
@@ -34,7 +34,7 @@ from vidgen.models.vgan import (
     VideoParts,
     vgan_depth,
 )
-from vidgen.sim.bouncing_balls import render, simulate
+from vidgen.sim.bouncing_balls import simulate
 from vidgen.tasks.vgan import VGANFutureTask, VGANTask
 
 EXPERIMENTS = sorted(set(experiments_of("vgan") + experiments_of("vgan_future")))
@@ -264,13 +264,17 @@ def test_samples_render_and_compare_scores_them(tmp_path, tiny_dataset, tiny_ove
     with pytest.raises(VidgenError, match="scored on their samples only"):
         compare(compose_command("compare", [*base, f"out={tmp_path / 'refused'}"]))
     report = tmp_path / "report"
-    compare(compose_command("compare", [*base, f"out={report}", "plausibility=true"]))
+    compare(compose_command("compare", [*base, f"out={report}", "ball_scores=true"]))
     table = (report / "generative.md").read_text().splitlines()[2:]
     rows = {line.split("|")[1].strip(): line for line in table}
     assert set(rows) == {"real", "copy_last", "vgan"}
     windows = ClipDataset(tiny_dataset / "test.h5", 8, mode="unique")
     real = to_model_batch(default_collate([windows[i] for i in range(len(windows))]))["frames"]
-    assert f"| {ball_plausibility(real)['score']:.4g} |" in rows["real"]
+    expected = population_scores({"real": real}, BallSpec())["real"]["combined"]
+    assert rows["real"].startswith(f"| real | {expected:.4g} |")
+    page = (report / "report.html").read_text()
+    assert "Generated clips" in page and 'src="clips_2.png"' in page
+    assert all((report / f"clips_{i}.png").exists() for i in range(3))
 
 
 def test_ddp_simulated_on_cpu(tmp_path, tiny_overrides):
@@ -339,37 +343,6 @@ def test_fvd_uses_a_local_torchscript_file_only(tmp_path):
     assert fvd(real, real * 0.5, embed, protocol)["fvd"] > 0.05
     with pytest.raises(VidgenError, match="needs 8 generated clips of at least 16 frames"):
         fvd(real, real[:, :10], embed, protocol)
-
-
-# --- plausibility ------------------------------------------------------------------------
-
-
-def test_detect_balls_finds_rendered_centres():
-    positions = np.array([[[0.2, 0.3], [0.7, 0.7], [0.5, 0.15]]])
-    frame = render(
-        positions,
-        np.array([0.1, 0.1, 0.1]),
-        np.array([[255, 64, 64], [64, 255, 64], [64, 128, 255]]),
-        (32, 32),
-    )[0]
-    np.testing.assert_allclose(detect_balls(frame), positions[0], atol=0.5 / 32)
-    assert detect_balls(np.zeros_like(frame)) is None
-    two_reds = frame.copy()
-    two_reds[0:4, 28:32] = (255, 64, 64)  # a second red blob
-    assert detect_balls(two_reds) is None
-
-
-def test_plausibility_separates_real_from_broken_videos():
-    clips = np.stack([simulate(12, 32, s)["frames"] for s in range(6)])
-    real = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float() / 255
-    scores = ball_plausibility(real)
-    assert scores["score"] == scores["right_count"] == scores["smooth_steps"] == 1.0
-    assert scores["spread"] > 0.1 and ball_plausibility(real[:1].expand_as(real))["spread"] < 1e-6
-    assert ball_plausibility(torch.rand_like(real))["score"] < 0.05
-    shuffled = ball_plausibility(
-        real[:, torch.randperm(12, generator=torch.Generator().manual_seed(0))]
-    )
-    assert shuffled["right_count"] == 1.0 and shuffled["smooth_steps"] < 0.5
 
 
 # --- stabilization -----------------------------------------------------------------------

@@ -3,14 +3,14 @@
 vidgen-compare ckpts=[runs/prednet.ckpt,runs/extrap.ckpt] data=data/caltech out=reports/caltech
 vidgen-compare ckpts=[a.ckpt] names=[ours] context=5 horizon=15 clips=200 device=cuda
 
-vidgen-compare ckpts=[vgan.ckpt,future.ckpt] plausibility=true fvd_weights=i3d.pt  # generators
+vidgen-compare ckpts=[vgan.ckpt,future.ckpt] ball_scores=true fvd_weights=i3d.pt  # generators
 
 Scores both protocols unless ``protocol=rollout`` or ``protocol=next_frame`` picks one:
 ``rollout`` (context in, horizon out, fed back) and ``next_frame`` (each frame from all true
 frames before it, PredNet's protocol). Writes into ``out``: metrics.csv
 (protocol,model,metric,step,value; MSE and MAE per pixel and summed per frame), metrics.md
 (a table per protocol, named), curves_<protocol>.png, side_by_side.mp4 (rollouts) and
-report.html, which shows all of them; with ``plausibility`` or ``fvd_weights`` also
+report.html, which shows all of them; with ``ball_scores`` or ``fvd_weights`` also
 generative.md. Unconditional generators (no ``rollout``) are scored on their samples by
 those two only.
 """
@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig, ListConfig
 from rich.console import Console
 from torch.utils.data import default_collate
+from torchvision.utils import save_image
 
 from vidgen.cli.command import check_output, check_trained_fits, hydra_command
 from vidgen.cli.train import check_partial_dataset
@@ -49,11 +50,12 @@ from vidgen.eval.generative import (
     ball_spec_of,
     generated_clips,
     generative_scores,
+    score_columns,
     write_scores_md,
 )
 from vidgen.loading import load
-from vidgen.viz.grid import comparison_panels, video_grid
-from vidgen.viz.report import plot_curves, write_report
+from vidgen.viz.grid import clip_strip, comparison_panels, video_grid
+from vidgen.viz.report import generative_section, plot_curves, write_report
 from vidgen.viz.video import write_mp4
 
 FILES = {
@@ -62,6 +64,7 @@ FILES = {
     "curves": "curves_{protocol}.png",
     "video": "side_by_side.mp4",
     "generative": "generative.md",
+    "samples": "clips_{index}.png",  # first clips of each scored set, named by position
 }
 
 
@@ -109,17 +112,17 @@ def compare(cfg: DictConfig) -> dict[str, Results]:
     models = {name: load(ckpt, cfg.device) for name, ckpt in zip(names, ckpts, strict=True)}
     models.setdefault("copy_last", BASELINES["copy_last"]())
     samplers = {name: m for name, m in models.items() if not hasattr(m, "rollout")}
-    if samplers and not (cfg.plausibility or cfg.fvd_weights):
+    if samplers and not (cfg.ball_scores or cfg.fvd_weights):
         raise VidgenError(
             f"{', '.join(samplers)}: unconditional generators are scored on their samples only; "
-            "add plausibility=true (bouncing balls) or fvd_weights=PATH."
+            "add ball_scores=true (bouncing balls) or fvd_weights=PATH."
         )
     datamodule = hydra.utils.instantiate(cfg.data)
     context, horizon = cfg.context, cfg.horizon
     check_partial_dataset(datamodule)
     windows = held_out_windows(datamodule, cfg.split, context, horizon)
     check_trained_fits(models, datamodule.frame_shape)
-    spec = ball_spec_of(windows.path) if cfg.plausibility else None
+    spec = ball_spec_of(windows.path) if cfg.ball_scores else None
     embed = I3DEmbedding(cfg.fvd_weights, cfg.device) if cfg.fvd_weights else None
     models = {name: m for name, m in models.items() if name not in samplers}
     chosen = pick_windows(len(windows), cfg.clips)
@@ -150,8 +153,14 @@ def compare(cfg: DictConfig) -> dict[str, Results]:
     out.mkdir(parents=True, exist_ok=True)
     write_metrics_csv(results, out / FILES["csv"])
     write_metrics_md(results, out / FILES["md"], context, horizon)
+    generative = ""
     if scores is not None:
         write_scores_md(scores, out / FILES["generative"], scoring)
+        strips = {}
+        for index, (name, videos) in enumerate(clips.items()):
+            strips[name] = FILES["samples"].format(index=index)
+            save_image(clip_strip(videos), out / strips[name])
+        generative = generative_section(scores, score_columns(scores), strips)
     sections = {}
     for protocol, by_model in results.items():
         curves = FILES["curves"].format(protocol=protocol)
@@ -168,8 +177,8 @@ def compare(cfg: DictConfig) -> dict[str, Results]:
         "checkpoints": ", ".join(f"{n} = {c}" for n, c in zip(names, ckpts, strict=True)),
     }
     if scores is not None:
-        settings["generative scores"] = f"{FILES['generative']} ({scoring or 'plausibility'})"
-    write_report(out, sections, settings, FILES)
+        settings["generative scores"] = f"{FILES['generative']} ({scoring or 'ball scores'})"
+    write_report(out, sections, settings, FILES, generative)
     console = Console()
     for heading, (rows, _) in sections.items():
         console.print(heading, markup=False)

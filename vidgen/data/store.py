@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import math
 import os
 import sys
@@ -316,7 +317,26 @@ def summarize(path: str | os.PathLike) -> dict[str, object]:
             "fps": float(f.attrs["fps"]),
             "per_frame": keys,
             "attributes": {k: _plain(v) for k, v in f.attrs.items()},
+            "world": _world(f.attrs),
         }
+
+
+def _world(attrs: Mapping[str, object]) -> dict[str, object] | None:
+    """A synthetic world's name and config (plain JSON data), or None for recorded video."""
+    if "world" not in attrs:
+        return None
+    if "world_config" not in attrs and any(k.startswith("option_") for k in attrs):
+        raise VidgenError(
+            "this synthetic file predates recorded world configs and set world options; "
+            "render it again with vidgen-prep synthetic --force."
+        )
+    try:
+        config = json.loads(attrs.get("world_config", "{}"))
+    except (TypeError, ValueError):
+        raise VidgenError("the file's world_config attribute is not JSON.") from None
+    if not isinstance(config, dict):
+        raise VidgenError("the file's world_config attribute is not a JSON object.")
+    return {"name": str(attrs["world"]), "config": config}
 
 
 def _plain(value: object) -> object:

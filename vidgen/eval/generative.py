@@ -1,8 +1,8 @@
-"""Scores of whole generated clips for ``vidgen-compare``: ball plausibility and FVD.
+"""Scores of whole generated clips for ``vidgen-compare``: ball scores and FVD.
 
 Predictors are judged on their clips (the true context followed by their prediction),
 unconditional generators on fresh samples, both against the held-out windows themselves;
-the real clips get a plausibility row of their own as the reference.
+the real clips get a row of their own as the reference.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from vidgen.data.dataset import to_model_batch
-from vidgen.data.store import open_clips
+from vidgen.data.store import summarize
 from vidgen.errors import VidgenError
+from vidgen.eval.ball_scores import BallSpec, population_scores
 from vidgen.eval.compare import rollouts
 from vidgen.eval.fvd import (
     FVDProtocol,
@@ -24,22 +25,33 @@ from vidgen.eval.fvd import (
     frechet_distance,
     gaussian_statistics,
 )
-from vidgen.eval.plausibility import BallSpec, ball_plausibility
 
 # {clips' name ("real" or a model): {score: value}}
 Scores = dict[str, dict[str, float]]
 
 
+# generative.md's columns, headline first; FVD last.
+COLUMNS = (
+    "combined",
+    "plausibility",
+    "motion",
+    "coverage",
+    "spread",
+    "right_count",
+    "smooth_steps",
+)
+
+
 def ball_spec_of(path: Path) -> BallSpec:
-    """The plausibility check for a bouncing-balls file, from the world options it records."""
-    with open_clips(path) as f:
-        world, balls = f.attrs.get("world"), f.attrs.get("option_num_balls")
-    if world != "bouncing_balls":
+    """The ball scores' spec for a bouncing-balls file, from the world config it records."""
+    world = summarize(path)["world"]
+    if world is None or world["name"] != "bouncing_balls":
+        name = "no synthetic" if world is None else world["name"]
         raise VidgenError(
-            f"plausibility scores bouncing-balls videos; {path} holds {world or 'no synthetic'} "
-            "world. Leave plausibility=false for other data."
+            f"ball scores judge bouncing-balls videos; {path} holds {name} world. "
+            "Leave ball_scores=false for other data."
         )
-    return BallSpec() if balls is None else BallSpec(num_balls=int(balls))
+    return BallSpec.from_world(world["config"])
 
 
 @torch.no_grad()
@@ -74,13 +86,12 @@ def generative_scores(
     embed: I3DEmbedding | None = None,
     fvd_frames: int = 16,
 ) -> tuple[Scores, str | None]:
-    """Plausibility (with ``spec``) of every entry and FVD (with ``embed``) of every entry
+    """Ball scores (with ``spec``) of every entry and FVD (with ``embed``) of every entry
     but ``real`` against ``real``; returns the scores and the FVD protocol used."""
     scores: Scores = {name: {} for name in clips}
     if spec is not None:
-        for name, videos in clips.items():
-            values = ball_plausibility(videos, spec)
-            scores[name].update({f"plausibility_{k}": v for k, v in values.items()})
+        for name, values in population_scores(clips, spec).items():
+            scores[name].update(values)
     protocol = None
     if embed is not None:
         frames = min(fvd_frames, *(videos.shape[1] for videos in clips.values()))
@@ -93,9 +104,15 @@ def generative_scores(
     return scores, None if protocol is None else protocol.describe()
 
 
+def score_columns(scores: Scores) -> list[str]:
+    """The columns present in ``scores``, headline first."""
+    present = {key for values in scores.values() for key in values}
+    return [c for c in (*COLUMNS, "fvd") if c in present]
+
+
 def write_scores_md(scores: Scores, path: Path, protocol: str | None) -> Path:
     """One row per clip set, one column per score."""
-    columns = sorted({key for values in scores.values() for key in values})
+    columns = score_columns(scores)
     lines = ["| clips | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, values in scores.items():
         cells = [f"{values[c]:.4g}" if c in values else "" for c in columns]

@@ -9,6 +9,15 @@ stride-2 layer doubles (or halves) T, H and W, so ``size`` fixes the depth: log2
 layers from 4x4, and the first (last) layer's time kernel, frames / 2^depth, fixes the
 length. The paper's 32 frames at 64x64 is depth 4 with a time kernel of 2; ``channels``
 scales every width for CPU configs. Videos are ``B T C H W`` in [-1, 1] at the interfaces.
+
+Optional discriminator stabilisers, off by default (the paper's D):
+
+- spectral normalization of every conv: Miyato, Kataoka, Koyama & Yoshida (2018), "Spectral
+  Normalization for Generative Adversarial Networks", ICLR, arXiv:1802.05957;
+- minibatch standard deviation before the last conv: Karras, Aila, Laine & Lehtinen (2018),
+  "Progressive Growing of GANs for Improved Quality, Stability, and Variation", ICLR,
+  arXiv:1710.10196;
+- no batch norm (``batch_norm=False``), as usual with either of those or an R1 penalty.
 """
 
 from __future__ import annotations
@@ -132,28 +141,85 @@ class FutureGenerator(nn.Module):
         return self.decoder(code.unsqueeze(2), code)
 
 
+class MinibatchStd(nn.Module):
+    """Karras et al. (2018)'s minibatch standard deviation, [B, C, T, H, W] -> [B, C+1, T, H, W].
+
+    Clips form groups of ``min(group_size, B)`` (the whole batch when that does not divide B);
+    each feature's std over its group, averaged to one number, becomes an extra constant
+    channel of every member, so D can see a batch's lack of variety.
+    """
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch = len(x)
+        group = min(self.group_size, batch)
+        if batch % group:
+            group = batch
+        # G M C T H W, grouped as Karras et al.'s code does: clip i is in group i % M.
+        grouped = x.view(group, -1, *x.shape[1:])
+        std = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3, 4))  # M
+        std = std.repeat(group).view(batch, 1, 1, 1, 1).expand(-1, 1, *x.shape[2:])
+        return torch.cat([x, std], dim=1)
+
+
 class VideoDiscriminator(nn.Module):
     """3-D conv net, video [B, T, 3, H, W] -> one real/fake logit each [B].
 
     Paper widths 64-128-256-512 (128-... for the conditional model), LeakyReLU 0.2, BN
     (eps 1e-3) on all but the first layer. The released 2-way softmax is one logit here:
-    softmax over (a, b) equals sigmoid(a - b), so the losses are the same.
+    softmax over (a, b) equals sigmoid(a - b), so the losses are the same. ``spectral_norm``,
+    ``minibatch_std`` and ``batch_norm=False`` are the stabilisers of the module docstring.
     """
 
-    def __init__(self, frames: int = 32, size: int = 64, channels: int = 64) -> None:
+    def __init__(
+        self,
+        frames: int = 32,
+        size: int = 64,
+        channels: int = 64,
+        spectral_norm: bool = False,
+        minibatch_std: bool = False,
+        batch_norm: bool = True,
+    ) -> None:
         super().__init__()
+        self.options = {
+            "frames": frames,
+            "size": size,
+            "channels": channels,
+            "spectral_norm": spectral_norm,
+            "minibatch_std": minibatch_std,
+            "batch_norm": batch_norm,
+        }
         depth, time_kernel = vgan_depth(frames, size)
         widths = [channels * 2**i for i in range(depth)]
         layers: list[nn.Module] = [nn.Conv3d(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for a, b in zip(widths[:-1], widths[1:], strict=True):
-            layers += [
-                nn.Conv3d(a, b, 4, 2, 1),
-                nn.BatchNorm3d(b, eps=1e-3),
-                nn.LeakyReLU(0.2, True),
-            ]
-        layers.append(nn.Conv3d(widths[-1], 1, (time_kernel, 4, 4)))
+            norm = [nn.BatchNorm3d(b, eps=1e-3)] if batch_norm else []
+            layers += [nn.Conv3d(a, b, 4, 2, 1), *norm, nn.LeakyReLU(0.2, True)]
+        if minibatch_std:
+            layers.append(MinibatchStd())
+        layers.append(nn.Conv3d(widths[-1] + int(minibatch_std), 1, (time_kernel, 4, 4)))
         self.net = nn.Sequential(*layers)
         init_vgan_weights(self)
+        if spectral_norm:  # after the init: it normalizes the initialized weights
+            for layer in self.net:
+                if isinstance(layer, nn.Conv3d):
+                    nn.utils.parametrizations.spectral_norm(layer)
 
     def forward(self, video: Tensor) -> Tensor:
         return self.net(video.transpose(1, 2)).flatten()  # B C T H W -> [B]
+
+    def __reduce_ex__(self, protocol: int):
+        # torch pickles spectral-norm (parametrized) layers only through their state_dict, and
+        # spawned DDP workers get a pickled model: D then travels as its options and weights.
+        if not self.options["spectral_norm"]:
+            return super().__reduce_ex__(protocol)
+        return _rebuilt_discriminator, (self.options, self.state_dict(), self.training)
+
+
+def _rebuilt_discriminator(options: dict, state: dict[str, Tensor], training: bool) -> nn.Module:
+    discriminator = VideoDiscriminator(**options)
+    discriminator.load_state_dict(state, assign=True)  # keeps the weights' device and dtype
+    return discriminator.train(training)

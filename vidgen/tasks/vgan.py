@@ -1,16 +1,11 @@
-"""Two-stream VGAN training (Vondrick, Pirsiavash & Torralba 2016, arXiv:1609.02612).
+"""Two-stream VGAN tasks (Vondrick, Pirsiavash & Torralba 2016, arXiv:1609.02612).
 
-Manual optimization, as the released code iterates: one discriminator step on a real and a
-fake batch (the two BCE losses averaged), then one generator step with the non-saturating
-target "real". Adam 2e-4 / beta1 0.5 for each network, with its own state. The unconditional
-generator adds 0.1 x the mean of the mask (``nn.L1Penalty(0.1, sizeAverage=true)``); the
-future generator adds 10 x the L1 between its first frame and the input frame and, like
-``main_conditional.lua``, no mask penalty by default.
-
-Under DDP the discriminator step leaves the generator without gradients, so ``setup`` turns
-on ``find_unused_parameters`` whatever strategy string the user chose. Nothing here is
-scheduled by epoch or step; note that ``trainer.global_step`` (and so ``trainer.max_steps``)
-counts optimizer steps, two per iteration, on any number of devices.
+Trained as the released code does (see ``vidgen.tasks.adversarial``, which also holds the
+optional stabilisers): Adam 2e-4 / beta1 0.5 for each network, with its own state. The
+unconditional generator adds 0.1 x the mean of the mask (``nn.L1Penalty(0.1,
+sizeAverage=true)``); the future generator adds 10 x the L1 between its first frame and the
+input frame and, like ``main_conditional.lua``, no mask penalty by default. With
+``ema_decay`` set, sampling, evaluation and rollouts use the averaged generator.
 """
 
 from __future__ import annotations
@@ -21,14 +16,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
-from pytorch_lightning.strategies import DDPStrategy
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchvision.utils import make_grid, save_image
 
 from vidgen import __version__
-from vidgen.errors import VidgenError
 from vidgen.models.vgan import FutureGenerator, VideoDiscriminator, VideoGenerator, VideoParts
+from vidgen.tasks.adversarial import AdversarialTraining
 from vidgen.tasks.base import OptimizerFactory, PredictorTask
 from vidgen.viz.video import write_mp4
 
@@ -48,99 +42,25 @@ def parts_video(parts: VideoParts) -> Tensor:
     return torch.cat(rows, dim=-2).cpu()
 
 
-class AdversarialTraining:
-    """The GAN half shared by both tasks; they provide ``generate`` and ``generator_penalty``.
-
-    Expects ``self.generator``, ``self.discriminator`` and ``self.optimizer_factory``.
-    """
-
-    def generate(self, real: Tensor) -> VideoParts:
-        """Fake videos for a batch of real ones ``[B, T, C, H, W]`` in [-1, 1]."""
-        raise NotImplementedError
-
-    def generator_penalty(self, parts: VideoParts, real: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def real_videos(self, frames: Tensor) -> Tensor:
-        """A batch's [0, 1] windows -> the generator's length, in [-1, 1]."""
-        length = self.generator.frames
-        if frames.shape[1] < length:
-            raise VidgenError(
-                f"windows of {frames.shape[1]} frames are shorter than the {length} frames "
-                f"this generator makes; set data.length={length}."
-            )
-        return frames[:, :length] * 2 - 1
-
-    def check_frame_shape(self, shape: tuple[int, int, int]) -> None:
-        size = self.generator.size
-        if tuple(shape) != (3, size, size):
-            raise VidgenError(
-                f"frames of {'x'.join(map(str, shape))} do not fit this VGAN: it makes "
-                f"3x{size}x{size} frames; resize the data or set the model's size."
-            )
-
-    def generator_loss(self, parts: VideoParts, real: Tensor) -> Tensor:
-        fake_logits = self.discriminator(parts.video)
-        adversarial = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-        return adversarial + self.generator_penalty(parts, real)
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        real = self.real_videos(batch["frames"])  # B T C H W in [-1, 1]
-        opt_g, opt_d = self.optimizers()
-        parts = self.generate(real)
-
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(parts.video.detach())
-        loss_d = 0.5 * (
-            F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-        )
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(loss_d)
-        opt_d.step()
-
-        # Scored by the just-updated D, as PyTorch DCGAN does (Torch reused D's fake pass).
-        loss_g = self.generator_loss(parts, real)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss_g)
-        opt_g.step()
-        self.log_dict(
-            {"train/loss_d": loss_d, "train/loss_g": loss_g, "train/mask_mean": parts.mask.mean()},
-            prog_bar=True,
-            batch_size=len(real),
-        )
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [
-            self.optimizer_factory(params=self.generator.parameters()),
-            self.optimizer_factory(params=self.discriminator.parameters()),
-        ]
-
-    def setup(self, stage: str) -> None:
-        strategy = self.trainer.strategy
-        if isinstance(strategy, DDPStrategy):  # before Lightning wraps the model
-            strategy._ddp_kwargs["find_unused_parameters"] = True
-
-    def log_parts(self, parts: VideoParts) -> None:
-        """Save [0, 1] parts as image strips (one row per clip) and TensorBoard videos."""
-        trainer = self.trainer
-        if trainer.sanity_checking:
-            return
-        folder = trainer.log_dir or trainer.default_root_dir  # a broadcast: every rank asks
-        if not trainer.is_global_zero:
-            return
-        out = Path(folder) / "samples"
-        out.mkdir(parents=True, exist_ok=True)
-        stem = f"epoch_{trainer.current_epoch:03d}"
-        for name, video in parts._asdict().items():
-            video = video.detach().float().clamp(0, 1).expand(-1, -1, 3, -1, -1).cpu()
-            grid = make_grid(video.flatten(0, 1), nrow=video.shape[1], padding=1)
-            save_image(grid, out / f"{stem}_{name}.png")
-            for logger in trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_video(f"samples/{name}", video, trainer.global_step)
-        fps = getattr(trainer.datamodule, "fps", None) or 10.0
-        write_mp4(parts_video(parts), out / f"{stem}.mp4", fps, upscale=2)
+def log_parts(trainer: pl.Trainer, parts: VideoParts) -> None:
+    """Save [0, 1] parts as image strips (one row per clip) and TensorBoard videos."""
+    if trainer.sanity_checking:
+        return
+    folder = trainer.log_dir or trainer.default_root_dir  # a broadcast: every rank asks
+    if not trainer.is_global_zero:
+        return
+    out = Path(folder) / "samples"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"epoch_{trainer.current_epoch:03d}"
+    for name, video in parts._asdict().items():
+        video = video.detach().float().clamp(0, 1).expand(-1, -1, 3, -1, -1).cpu()
+        grid = make_grid(video.flatten(0, 1), nrow=video.shape[1], padding=1)
+        save_image(grid, out / f"{stem}_{name}.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_video(f"samples/{name}", video, trainer.global_step)
+    fps = getattr(trainer.datamodule, "fps", None) or 10.0
+    write_mp4(parts_video(parts), out / f"{stem}.mp4", fps, upscale=2)
 
 
 class VGANTask(AdversarialTraining, pl.LightningModule):
@@ -157,10 +77,20 @@ class VGANTask(AdversarialTraining, pl.LightningModule):
         optimizer: OptimizerFactory,
         mask_penalty: float = 0.1,
         num_samples: int = 8,
+        discriminator_optimizer: OptimizerFactory | None = None,
+        adversarial_loss: str = "bce",
+        r1_weight: float = 0.0,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
-        self.automatic_optimization = False
-        self.generator, self.discriminator = generator, discriminator
+        self.init_adversarial(
+            generator,
+            discriminator,
+            discriminator_optimizer,
+            adversarial_loss,
+            r1_weight,
+            ema_decay,
+        )
         self.optimizer_factory = optimizer
         self.mask_penalty, self.num_samples = mask_penalty, num_samples
         self.per_step_results: dict = {}  # none: nothing here is a per-step prediction
@@ -174,8 +104,8 @@ class VGANTask(AdversarialTraining, pl.LightningModule):
             }
         )
 
-    def generate(self, real: Tensor) -> VideoParts:
-        return self.generator(self.generator.sample_noise(len(real)))
+    def generate(self, real: Tensor, generator: nn.Module) -> VideoParts:
+        return generator(generator.sample_noise(len(real)))
 
     def generator_penalty(self, parts: VideoParts, real: Tensor) -> Tensor:
         return self.mask_penalty * parts.mask.abs().mean()
@@ -186,11 +116,12 @@ class VGANTask(AdversarialTraining, pl.LightningModule):
         rng = None
         if seed is not None:
             rng = torch.Generator(self.device).manual_seed(seed)
-        return to_unit(self.generator(self.generator.sample_noise(num, rng)))
+        generator = self.sampling_generator
+        return to_unit(generator(generator.sample_noise(num, rng)))
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         real = self.real_videos(batch["frames"])
-        fake = self.generate(real).video
+        fake = self.generate(real, self.sampling_generator).video
         for who, video in (("real", real), ("fake", fake)):
             belief = self.discriminator_beliefs[f"{stage}_{who}"]
             belief.update(torch.sigmoid(self.discriminator(video)).mean(), weight=len(real))
@@ -203,7 +134,7 @@ class VGANTask(AdversarialTraining, pl.LightningModule):
         self._evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_parts(self.sample(self.num_samples, seed=0))
+        log_parts(self.trainer, self.sample(self.num_samples, seed=0))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["vidgen"] = {"model": self.config, "version": __version__}
@@ -225,31 +156,41 @@ class VGANFutureTask(AdversarialTraining, PredictorTask):
         mask_penalty: float = 0.0,
         eval_horizon: int | None = None,
         num_samples: int = 8,
+        discriminator_optimizer: OptimizerFactory | None = None,
+        adversarial_loss: str = "bce",
+        r1_weight: float = 0.0,
+        ema_decay: float | None = None,
     ) -> None:
         horizon = generator.frames - 1 if eval_horizon is None else eval_horizon
         super().__init__(optimizer, None, eval_context=1, eval_horizon=horizon)
-        self.automatic_optimization = False
-        self.generator, self.discriminator = generator, discriminator
+        self.init_adversarial(
+            generator,
+            discriminator,
+            discriminator_optimizer,
+            adversarial_loss,
+            r1_weight,
+            ema_decay,
+        )
         self.first_frame_weight, self.mask_penalty = first_frame_weight, mask_penalty
         self.num_samples = num_samples
         self._sample_inputs: Tensor | None = None
 
-    def generate(self, real: Tensor) -> VideoParts:
-        return self.generator(real[:, 0])
+    def generate(self, real: Tensor, generator: nn.Module) -> VideoParts:
+        return generator(real[:, 0])
 
     def generator_penalty(self, parts: VideoParts, real: Tensor) -> Tensor:
         first = F.l1_loss(parts.video[:, 0], real[:, 0])
         return self.first_frame_weight * first + self.mask_penalty * parts.mask.abs().mean()
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
-        """The generator's loss on a batch (validation's ``loss``)."""
+        """The sampling generator's loss on a batch (validation's ``loss``)."""
         real = self.real_videos(batch["frames"])
-        return self.generator_loss(self.generate(real), real)
+        return self.generator_loss(self.generate(real, self.sampling_generator), real)
 
     @torch.no_grad()
     def separate(self, image: Tensor) -> VideoParts:
         """image [B, C, H, W] in [0, 1] -> generated parts [B, T, C, H, W] in [0, 1]."""
-        return to_unit(self.generator(image * 2 - 1))
+        return to_unit(self.sampling_generator(image * 2 - 1))
 
     def rollout(self, frames: Tensor, horizon: int, actions: Tensor | None = None) -> Tensor:
         """frames [B, Tc, C, H, W] in [0, 1]; only the last one conditions the future."""
@@ -257,7 +198,7 @@ class VGANFutureTask(AdversarialTraining, PredictorTask):
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         image, chunks, made = frames[:, -1] * 2 - 1, [], 0
         while made < horizon:
-            video = self.generator(image).video  # frame 0 re-draws the input
+            video = self.sampling_generator(image).video  # frame 0 re-draws the input
             chunks.append(video[:, 1:])
             made += video.shape[1] - 1
             image = video[:, -1]
@@ -271,4 +212,4 @@ class VGANFutureTask(AdversarialTraining, PredictorTask):
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
         if self._sample_inputs is not None:
-            self.log_parts(self.separate(self._sample_inputs))
+            log_parts(self.trainer, self.separate(self._sample_inputs))

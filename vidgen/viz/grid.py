@@ -136,3 +136,11 @@ def video_grid(panels: Sequence[Panel], context: int, upscale: int | None = None
         text = f"frame {step + 1}/{t}  {phase}"
         cv2.putText(canvas[step], text, (2, HEADER_TEXT - 4), FONT, 0.4, CURSOR_COLOR, 1)
     return canvas
+
+
+def clip_strip(videos: torch.Tensor, clips: int = 4, padding: int = 1) -> torch.Tensor:
+    """videos [N, T, C, H, W] in [0, 1] -> one image [3, H', W']: the first ``clips`` clips
+    as rows, their frames left to right (one row of a sample grid)."""
+    shown = videos[:clips].detach().float().clamp(0, 1).cpu()
+    shown = shown.expand(-1, -1, 3, -1, -1)  # a one-channel mask shows grey
+    return make_grid(shown.flatten(0, 1), nrow=shown.shape[1], padding=padding, pad_value=0.5)

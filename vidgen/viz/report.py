@@ -56,14 +56,46 @@ def summary_table(rows: list[dict[str, float | str]]) -> str:
     return f"<table><thead>{header}</thead><tbody>{body}</tbody></table>"
 
 
+def scores_table(scores: Mapping[str, Mapping[str, float]], columns: list[str]) -> str:
+    """The HTML table of generative scores: one row per clip set."""
+    header = "<tr><th>clips</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(f"<td>{values[c]:.4g}</td>" if c in values else "<td></td>" for c in columns)
+        + "</tr>"
+        for name, values in scores.items()
+    )
+    return f"<table><thead>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def generative_section(
+    scores: Mapping[str, Mapping[str, float]], columns: list[str], strips: Mapping[str, str]
+) -> str:
+    """Scores of whole clips and, per clip set, an image of its first clips."""
+    images = "".join(
+        f"<h3>{html.escape(name)}</h3>\n"
+        f'<img src="{image}" alt="first clips of {html.escape(name)}">\n'
+        for name, image in strips.items()
+    )
+    return (
+        "<h2>Generated clips</h2>\n<p>Whole clips (true context, then the prediction; samples "
+        "for generators) against the held-out ones. Ball scores: plausibility (right balls, "
+        "smooth steps), motion (ball speeds in the world's range), coverage (of the real "
+        "clips' positions and velocities), combined (their geometric mean).</p>\n"
+        f"{scores_table(scores, columns)}\n{images}"
+    )
+
+
 def write_report(
     out: Path,
     sections: Mapping[str, tuple[list[dict[str, float | str]], str]],
     settings: Mapping[str, object],
     files: Mapping[str, str],
+    generative: str = "",
 ) -> Path:
     """``report.html`` in ``out``: per protocol heading, its ``summary`` rows and the name
-    of its curves image; ``files`` names the video, csv and md in ``out``."""
+    of its curves image; ``files`` names the video, csv and md in ``out``; ``generative``
+    is the HTML of ``generative_section`` when whole clips were scored."""
     tables = "".join(
         f"<h2>{html.escape(heading)}</h2>\n<p>Mean over the predicted frames.</p>\n"
         f"{summary_table(rows)}\n<h3>Per future step</h3>\n"
@@ -90,7 +122,7 @@ th {{ border-bottom: 2px solid #444; }} img, video {{ max-width: 100%; }}
 <p>Ground truth, then every model's rollout, on the same clips; a red border marks predicted
 frames.</p>
 <video src="{files["video"]}" controls autoplay muted loop playsinline></video>
-</body></html>
+{generative}</body></html>
 """
     path = out / "report.html"
     path.write_text(page)
