@@ -28,24 +28,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
+from benchmarks.common import max_time
 from benchmarks.record import WORK, Run, parser, settings
-from vidgen.cli.train import CONFIG_DIR, train
+from vidgen.cli.train import compose_config, train
 from vidgen.eval.billiards import TrajectoryMetrics, collision_ahead, future_displacements
 from vidgen.loading import load
 from vidgen.models import ConstantVelocity
-from vidgen.sim.billiards import (
-    BilliardsConfig,
-    Table,
-    draw_table,
-    paint_balls,
-    place_balls,
-    random_table,
-    run_physics,
-    simulate,
+from vidgen.sim.billiards import BilliardsConfig, simulate
+from vidgen.tasks.billiards_imagination import erase_balls, imagine
+from vidgen.tasks.billiards_planning import (
+    PLAN_STRIDE,
+    PlanningProblem,
+    plan_problem,
+    planning_problem,
+    random_force,
 )
-from vidgen.tasks.billiards import PLAN_STRIDE, erase_balls, imagine, plan_force
 from vidgen.viz.billiards import side_by_side
 from vidgen.viz.video import write_mp4
 
@@ -65,15 +63,13 @@ def train_model(experiment: str, minutes: float, out: Path) -> torch.nn.Module:
         f"paths.output_dir={out / experiment}",
         f"paths.log_dir={out / experiment}",
         f"paths.data_dir={out / 'data'}",
-        f"+trainer.max_time=00:00:{int(minutes):02d}:{round(minutes % 1 * 60):02d}",
+        f"+trainer.max_time={max_time(minutes)}",
         "trainer.max_epochs=1000",
         "data.samples_per_epoch=480",  # short epochs: validation and last.ckpt every ~2 min
         "trainer.enable_progress_bar=false",
         "test=false",
     ]
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    train(cfg)
+    train(compose_config("train", overrides))
     return load(out / experiment / "checkpoints" / "last.ckpt")
 
 
@@ -106,74 +102,24 @@ def trajectory_scores(net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> d
     return {name: values.mean().item() for name, values in metric.compute().items()}
 
 
-def planning_problems(config: BilliardsConfig, count: int, split: str) -> list[dict]:
+def planning_problems(config: BilliardsConfig, count: int, split: str) -> list[PlanningProblem]:
     """Balls at rest on a held-out table and a target that some random force reaches."""
-    rng, problems = np.random.default_rng(PLANNING_STREAMS[split]), []
-    for _ in range(count):
-        table = random_table(rng, config)
-        radii = np.full(int(rng.integers(config.balls[0], config.balls[1] + 1)), 25.0)
-        pos = place_balls(rng, table, radii)
-        problems.append({"table": table, "positions": pos, "radii": radii})
-        problems[-1]["target"] = final_position(problems[-1], random_force(rng, config))
-    return problems
+    rng = np.random.default_rng(PLANNING_STREAMS[split])
+    return [planning_problem(rng, config, horizon=HORIZON) for _ in range(count)]
 
 
-def random_force(rng: np.random.Generator, config: BilliardsConfig) -> np.ndarray:
-    angle, magnitude = rng.uniform(0, 2 * np.pi), rng.uniform(*config.impulse)
-    return magnitude * np.array([np.cos(angle), np.sin(angle)])
-
-
-def final_position(problem: dict, force: np.ndarray) -> np.ndarray:
-    """Ball 0's position HORIZON frames after ``force``, in the true simulator."""
-    forces = np.zeros((len(problem["radii"]), 2))
-    forces[0] = force
-    tracks = run_physics(
-        problem["positions"],
-        problem["radii"],
-        problem["table"],
-        forces,
-        HORIZON + 1,
-        BilliardsConfig(),
-    )
-    return tracks["positions"][-1, 0]
-
-
-def initial_frame(problem: dict) -> torch.Tensor:
-    table: Table = problem["table"]
-    image = paint_balls(
-        draw_table(table, (SIZE, SIZE), 600.0), problem["positions"], problem["radii"], 600.0
-    )
-    return torch.from_numpy(image).permute(2, 0, 1).float().div(255.0)
-
-
-def planning_success(net: torch.nn.Module, problems: list[dict], stride: int) -> float:
+def planning_success(net: torch.nn.Module, problems: list[PlanningProblem], stride: int) -> float:
     hits = 0
     for problem in problems:
-        target = torch.tensor(problem["target"], dtype=torch.float32)
-        plan = plan_force(
-            net,
-            initial_frame(problem),
-            target,
-            len(problem["radii"]),
-            horizon=HORIZON,
-            candidates=48,
-            stride=stride,
-        )
-        reached = final_position(problem, plan.force.double().numpy())
-        hits += np.linalg.norm(reached - problem["target"]) <= 2 * problem["radii"][0]
+        plan = plan_problem(net, problem, (SIZE, SIZE), candidates=48, stride=stride)
+        hits += problem.solved_by(problem.outcome(plan.force.double().numpy())[-1, 0])
     return float(hits / len(problems))
 
 
-def random_success(problems: list[dict], config: BilliardsConfig, seed: int) -> float:
+def random_success(problems: list[PlanningProblem], config: BilliardsConfig, seed: int) -> float:
     rng = np.random.default_rng(seed)
     return float(
-        np.mean(
-            [
-                np.linalg.norm(final_position(p, random_force(rng, config)) - p["target"])
-                <= 2 * p["radii"][0]
-                for p in problems
-            ]
-        )
+        np.mean([p.solved_by(p.outcome(random_force(rng, config))[-1, 0]) for p in problems])
     )
 
 

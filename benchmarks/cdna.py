@@ -21,10 +21,11 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
+from benchmarks.common import training_only_trainer
 from benchmarks.record import WORK, Run, parser, settings
-from vidgen.cli.train import CONFIG_DIR
+from vidgen.cli.train import compose_config
 from vidgen.data.dataset import to_model_batch
 from vidgen.eval import CopyLastFrame, frame_metrics
 
@@ -43,22 +44,22 @@ def parse_args() -> argparse.Namespace:
     return args_parser.parse_args()
 
 
-def compose_config(head: str, args: argparse.Namespace, output: Path):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                "experiment=cdna_pusher",
-                f"model.head={head}",
-                f"data.root={args.data}",
-                "data.num_workers=0",
-                "+data.in_memory=true",
-                "+data.eval_batch_size=32",
-                f"paths.output_dir={output}",
-                f"seed={args.seed}",
-                *args.overrides,
-            ],
-        )
+def head_config(head: str, args: argparse.Namespace, output: Path) -> DictConfig:
+    """The pusher experiment with ``head`` on ``--data``, held in memory."""
+    return compose_config(
+        "train",
+        [
+            "experiment=cdna_pusher",
+            f"model.head={head}",
+            f"data.root={args.data}",
+            "data.num_workers=0",
+            "+data.in_memory=true",
+            "+data.eval_batch_size=32",
+            f"paths.output_dir={output}",
+            f"seed={args.seed}",
+            *args.overrides,
+        ],
+    )
 
 
 @torch.no_grad()
@@ -91,22 +92,14 @@ def evaluate(task, datamodule) -> tuple[dict[str, dict[str, float]], int]:
 
 def run_head(head: str, args: argparse.Namespace) -> dict:
     output = WORK / "cdna" / head
-    cfg = compose_config(head, args, output)
+    cfg = head_config(head, args, output)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     task = hydra.utils.instantiate(cfg.model)
     datamodule.prepare_data()
     task.check_frame_shape(datamodule.frame_shape)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=-1,
-        max_steps=args.updates,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=output,
+    trainer = training_only_trainer(
+        accelerator="cpu", max_epochs=-1, max_steps=args.updates, default_root_dir=output
     )
     start = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)

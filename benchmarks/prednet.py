@@ -6,28 +6,33 @@ quality: the demo (``vidgen-train``, experiment=demo: a small PredNet on bouncin
 speed: training clips/s of our PredNet at the paper config (128x160, nt=10, batch 4) against
     a straightforward implementation of the same network, in the same run (goal: >= 1.0x),
     with NHWC and with NCHW activations (``PredNet(channels_last=...)``), plus the projected
-    time of the paper's 18,750 updates. Record: prednet_speed.json.
+    time of the paper's 18,750 updates. ``--compile`` compiles ours in place (as
+    ``model.compile=true``), ``--amp`` runs under bf16 autocast. Record: prednet_speed.json,
+    or prednet_speed_<device>[_compiled][_bf16][_<layout>][_<H>x<W>].json off the defaults.
 
     python -m benchmarks.prednet quality
-    python -m benchmarks.prednet speed [--device cuda --amp]
+    python -m benchmarks.prednet speed [--device cuda --amp --compile --layouts channels_last]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
 import torch
-from hydra import compose, initialize_config_dir
 
+from benchmarks.common import max_time
 from benchmarks.record import WORK, Run, parser, settings
 from benchmarks.reference_prednet import reference_prednet
-from vidgen.cli.train import CONFIG_DIR, train
+from vidgen.cli.train import compose_config, train
 from vidgen.models import PredNet
 
 PAPER_STEPS = 18_750
+PAPER_SIZE = (128, 160)  # KITTI frames, H x W
+LAYOUTS = ("channels_last", "contiguous")  # of our PredNet's activations: NHWC, NCHW
 
 
 def quality(args: argparse.Namespace, run: Run) -> None:
@@ -40,11 +45,8 @@ def quality(args: argparse.Namespace, run: Run) -> None:
         "trainer.enable_progress_bar=false",
     ]
     if args.minutes is not None:
-        overrides.append(
-            f"+trainer.max_time=00:00:{int(args.minutes):02d}:{round(args.minutes % 1 * 60):02d}"
-        )
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+        overrides.append(f"+trainer.max_time={max_time(args.minutes)}")
+    cfg = compose_config("train", overrides)
     start = time.perf_counter()
     metrics = train(cfg)
     seconds = time.perf_counter() - start
@@ -91,42 +93,66 @@ def clips_per_second(forward, net: PredNet, frames: torch.Tensor, steps: int, am
     return steps * frames.shape[0] / (time.perf_counter() - start)
 
 
-def speed(device: str, steps: int, amp: bool, compile_model: bool) -> dict[str, float]:
-    """Our PredNet with NHWC and with NCHW activations against the reference, same weights."""
+def speed(
+    device: str,
+    steps: int,
+    amp: bool,
+    compile_model: bool,
+    layouts: Sequence[str] = LAYOUTS,
+    size: Sequence[int] = PAPER_SIZE,
+) -> dict[str, float]:
+    """Our PredNet in each of ``layouts`` (NHWC, NCHW activations) against the reference,
+    same weights, on batches of 4 clips of 10 frames of ``size`` (H, W)."""
     torch.manual_seed(0)
     device = torch.device(device)
     net = PredNet().to(device)
     # The data module hands frames over as uint8 HWC made float: channels-last in memory.
-    frames = torch.rand(4, 10, 128, 160, 3, device=device).permute(0, 1, 4, 2, 3)
+    frames = torch.rand(4, 10, *size, 3, device=device).permute(0, 1, 4, 2, 3)
     result: dict = {
         "reference_clips_per_s": clips_per_second(reference_prednet, net, frames, steps, amp),
     }
-    for layout, channels_last in (("channels_last", True), ("contiguous", False)):
-        ours = PredNet(channels_last=channels_last).to(device)
+    for layout in layouts:
+        ours = PredNet(channels_last=layout == "channels_last").to(device)
         ours.load_state_dict(net.state_dict())
-        model = torch.compile(ours) if compile_model else ours
-        rate = clips_per_second(lambda _, x, model=model: model(x), ours, frames, steps, amp)
+        if compile_model:  # in place, as the tasks' model.compile does; the warm-up compiles
+            ours.compile()
+        rate = clips_per_second(lambda model, x: model(x), ours, frames, steps, amp)
         result[f"ours_{layout}_clips_per_s"] = rate
         result[f"speedup_{layout}"] = rate / result["reference_clips_per_s"]
-    best = max(result["ours_channels_last_clips_per_s"], result["ours_contiguous_clips_per_s"])
+    best = max(result[f"ours_{layout}_clips_per_s"] for layout in layouts)
     result["paper_run_minutes"] = PAPER_STEPS * 4 / best / 60
     return result
 
 
+def speed_record_name(args: argparse.Namespace) -> str:
+    """prednet_speed for the CPU defaults; other devices and options get their own record."""
+    device = torch.device(args.device).type
+    tags = [device] if device != "cpu" else []
+    tags += [tag for tag, on in (("compiled", args.compile), ("bf16", args.amp)) if on]
+    if set(args.layouts) != set(LAYOUTS):
+        tags += args.layouts
+    if tuple(args.size) != PAPER_SIZE:
+        tags.append("x".join(map(str, args.size)))
+    return "_".join(["prednet_speed", *tags])
+
+
 def speed_part(args: argparse.Namespace, run: Run) -> None:
-    s = speed(args.device, args.steps, args.amp, args.compile)
+    s = speed(args.device, args.steps, args.amp, args.compile, args.layouts, args.size)
+    height, width = args.size
     protocol = {
-        "figures": f"{args.steps} timed Adam steps on random 4 x 10 x 3 x 128 x 160 clips after "
-        "one warm-up step; the straightforward implementation runs in the same process on "
-        "the same weights and is the baseline of each speed-up"
+        "figures": f"{args.steps} timed Adam steps on random 4 x 10 x 3 x {height} x {width} "
+        "clips after one warm-up step (which compiles, with --compile); the straightforward "
+        "implementation runs in the same process on the same weights and is the baseline of "
+        "each speed-up"
     }
-    run.write("prednet_speed", s, protocol, settings(args), device=args.device)
+    run.write(speed_record_name(args), s, protocol, settings(args), device=args.device)
+    ours = ", ".join(
+        f"{layout} {s[f'ours_{layout}_clips_per_s']:.3f} ({s[f'speedup_{layout}']:.2f}x)"
+        for layout in args.layouts
+    )
     print(
-        f"speed: straightforward {s['reference_clips_per_s']:.3f} clips/s; "
-        f"ours NHWC {s['ours_channels_last_clips_per_s']:.3f} "
-        f"({s['speedup_channels_last']:.2f}x), NCHW {s['ours_contiguous_clips_per_s']:.3f} "
-        f"({s['speedup_contiguous']:.2f}x); 18,750 paper steps would take "
-        f"{s['paper_run_minutes']:.0f} min"
+        f"speed: straightforward {s['reference_clips_per_s']:.3f} clips/s; ours {ours}; "
+        f"18,750 paper steps would take {s['paper_run_minutes']:.0f} min"
     )
 
 
@@ -142,6 +168,11 @@ def main() -> None:
     sp.add_argument("--steps", type=int, default=3, help="timed training steps")
     sp.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
     sp.add_argument("--compile", action="store_true", help="torch.compile our model")
+    sp.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    sp.add_argument(
+        "--size", nargs=2, type=int, default=list(PAPER_SIZE), metavar=("H", "W"),
+        help="frame size (default: the paper's; smaller only to try the script out)",
+    )  # fmt: skip
     sp.set_defaults(part_main=speed_part)
     args = args_parser.parse_args()
     part_main = args.__dict__.pop("part_main")

@@ -35,6 +35,7 @@ COMMANDS = {
     "cdna": "python -m benchmarks.cdna",
     "vgan": "python -m benchmarks.vgan",
     "billiards": "python -m benchmarks.billiards",
+    "own_video": "python -m benchmarks.own_video",
 }
 
 
@@ -150,6 +151,20 @@ def billiards_summary(record: dict) -> str:
     )
 
 
+def own_video_summary(record: dict) -> str:
+    setup, runs = record["setup"], ("before", "default", "extrap")
+
+    def ratios(protocol: str) -> str:
+        rows = record["figures"][protocol]
+        return ", ".join(f"{run} {rows[run]['mse_ratio']:.2f}x" for run in runs if run in rows)
+
+    return (
+        f"{Path(setup['video']).name} at {setup['size']}, {setup['minutes']:g} min per t+1 run, "
+        f"{setup['extrap_minutes']:g} min fine-tuning; test MSE vs copy-last, next frame: "
+        f"{ratios('next_frame')}; 10-frame rollout: {ratios('rollout')}"
+    )
+
+
 SUMMARIES: dict[str, Callable[[dict], str]] = {
     "loader": loader_summary,
     "prednet_quality": prednet_quality_summary,
@@ -158,6 +173,7 @@ SUMMARIES: dict[str, Callable[[dict], str]] = {
     "cdna": cdna_summary,
     "vgan": vgan_summary,
     "billiards": billiards_summary,
+    "own_video": own_video_summary,
 }
 
 

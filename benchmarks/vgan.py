@@ -25,14 +25,14 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.multiprocessing as mp
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from torchvision.utils import save_image
 
+from benchmarks.common import training_only_trainer
 from benchmarks.record import WORK, Run, settings
 from benchmarks.record import parser as make_parser
-from vidgen.cli.train import CONFIG_DIR
+from vidgen.cli.train import compose_config
 from vidgen.eval.ball_scores import BallSpec, population_scores
 from vidgen.sim.bouncing_balls import BouncingBallsConfig, simulate
 from vidgen.tasks.vgan import VGANTask
@@ -84,8 +84,7 @@ def as_clips(episodes: np.ndarray) -> torch.Tensor:
 
 def build_task(overrides: list[str], seed: int) -> tuple[VGANTask, DictConfig]:
     """The ``vgan_bouncing`` task with ``overrides``, seeded, and its composed config."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=vgan_bouncing", *overrides])
+    cfg = compose_config("train", ["experiment=vgan_bouncing", *overrides])
     pl.seed_everything(seed, workers=True)
     return hydra.utils.instantiate(cfg.model), cfg
 
@@ -99,15 +98,8 @@ def train_recipe(
     frames = cfg.model.generator.frames
     train_eps = render(episodes, 2 * frames, cfg.model.generator.size, stream=1)
     loader = DataLoader(RandomWindows(train_eps, frames, 10**9, seed), cfg.data.batch_size)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_time={"seconds": minutes * 60},
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
+    trainer = training_only_trainer(
+        accelerator="cpu", max_time={"seconds": minutes * 60}, max_epochs=1
     )
     trainer.fit(task, loader)
     torch.save(task.state_dict(), OUT / f"{recipe}.pt")

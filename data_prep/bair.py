@@ -14,43 +14,34 @@ from __future__ import annotations
 
 import argparse
 import re
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from data_prep.common import add_source_arguments, write_converted
-from data_prep.tfrecord import Example, bytes_feature, convert_records, float_feature, step_count
+from data_prep.common import add_source_arguments
+from data_prep.tfrecord import StepFeatures
 from vidgen.errors import VidgenError
 
-IMAGE = "{}/image_{}/encoded"
-ACTION = "{}/action"
-STATE = "{}/endeffector_pos"
-ACTION_SIZE, STATE_SIZE, SIDE = 4, 3, 64
+SIDE = 64
+SOURCE = "BAIR robot pushing"
 VAL_FILE = "traj_256_to_511.tfrecords"  # the file SAVP's script moves from train/ to val/
-FPS = 10.0  # nominal: the records carry no frame rate (noted in the file attributes)
-
-Episode = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def episode(example: Example, where: str, camera: str) -> Episode:
-    """(frames uint8 [T, 64, 64, 3] RGB, actions [T, 4], states [T, 3]) of one record."""
-    steps = step_count(example, rf"(\d+)/image_{camera}/encoded$")
-    if not steps:
-        raise VidgenError(f"{where} has no <t>/image_{camera}/encoded features; is it BAIR data?")
-    frames, actions, states = [], [], []
-    for t in range(steps):
-        key = IMAGE.format(t, camera)
-        pixels = bytes_feature(example, key, where)
-        if len(pixels) != SIDE * SIDE * 3:
-            raise VidgenError(
-                f"{where}: feature {key!r} holds {len(pixels)} bytes, not a raw "
-                f"{SIDE}x{SIDE}x3 image ({SIDE * SIDE * 3} bytes)."
-            )
-        frames.append(np.frombuffer(pixels, np.uint8).reshape(SIDE, SIDE, 3))
-        actions.append(float_feature(example, ACTION.format(t), where, ACTION_SIZE))
-        states.append(float_feature(example, STATE.format(t), where, STATE_SIZE))
-    return np.stack(frames), np.stack(actions), np.stack(states)
+def features(camera: str) -> StepFeatures:
+    """The per-step keys of BAIR's records (4 action and 3 state floats), images from
+    ``camera``."""
+    image = f"{{}}/image_{camera}/encoded"
+    return StepFeatures(image, "{}/action", "{}/endeffector_pos", 4, 3, "BAIR", SOURCE)
+
+
+def raw_frame(pixels: bytes, where: str, key: str) -> np.ndarray:
+    """A raw 64x64x3 RGB image feature as uint8 [64, 64, 3]."""
+    if len(pixels) != SIDE * SIDE * 3:
+        raise VidgenError(
+            f"{where}: feature {key!r} holds {len(pixels)} bytes, not a raw "
+            f"{SIDE}x{SIDE}x3 image ({SIDE * SIDE * 3} bytes)."
+        )
+    return np.frombuffer(pixels, np.uint8).reshape(SIDE, SIDE, 3)
 
 
 def _by_number(path: Path) -> list[object]:
@@ -94,15 +85,6 @@ def run(args: argparse.Namespace) -> int:
     attrs = {
         "rule": f"raw 64x64x3 RGB bytes of <t>/image_{args.camera}/encoded, stored as read",
         "splits": f"SAVP: val = {VAL_FILE} (or val/), train = the rest of train/, test = test/",
-        "actions_feature": ACTION.format("<t>"),
-        "states_feature": STATE.format("<t>"),
-        "fps_note": "nominal; the source records carry no frame rate",
     }
-    convert = partial(
-        convert_records,
-        convert=partial(episode, camera=args.camera),
-        skip_bad=args.skip_bad,
-        name_format="{path.stem}/{index:03d}",
-    )
-    write_converted(args, jobs, convert, "BAIR robot pushing", FPS, attrs, "BAIR files")
+    features(args.camera).write(args, jobs, raw_frame, "{path.stem}/{index:03d}", attrs)
     return 0

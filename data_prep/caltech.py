@@ -25,9 +25,8 @@ import numpy as np
 
 from data_prep.common import (
     add_source_arguments,
-    decode_image,
+    decode_frame,
     parse_size,
-    resize_crop,
     single_episode,
     write_converted,
 )
@@ -111,7 +110,7 @@ def load_video(path: Path, size: tuple[int, int]) -> np.ndarray:
         what = f"frame {index} of {path}"
         if not jpeg.endswith(b"\xff\xd9"):
             raise VidgenError(f"{what} is not a complete JPEG (corrupt or truncated).")
-        frames.append(resize_crop(decode_image(jpeg, what), *size))
+        frames.append(decode_frame(jpeg, what, size))
     return np.stack(frames)
 
 

@@ -11,14 +11,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, suppress
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 import cv2
 import numpy as np
 from rich.progress import track
 
-from vidgen.data.store import ClipWriter
+from vidgen.data.store import AllOrNothing, ClipWriter
 from vidgen.errors import VidgenError
 
 T = TypeVar("T")
@@ -29,7 +28,7 @@ R = TypeVar("R")
 Converted = tuple[list[tuple[str, dict[str, np.ndarray]]], list[str]]
 
 
-class SplitWriter:
+class SplitWriter(AllOrNothing):
     """Writes ``train.h5`` / ``val.h5`` / ``test.h5`` into ``out``, all or nothing.
 
     Each split's file is built under a temporary name; all are renamed into place only
@@ -61,6 +60,7 @@ class SplitWriter:
         )
         self.dataset_id = uuid.uuid4().hex
         self.writers: dict[str, ClipWriter] = {}
+        self.published = False
 
     def __enter__(self) -> SplitWriter:
         return self
@@ -73,34 +73,31 @@ class SplitWriter:
             self.writers[split] = writer.__enter__()
         self.writers[split].add_episode(name, frames, **per_frame)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        writers, published = list(self.writers.values()), False
-        try:
-            if exc_type is None:
-                if not writers:
-                    raise VidgenError(f"nothing was written to {self.out}: no episodes were found.")
-                for writer in writers:
-                    writer.finish()
-                # New splits first, then the old ones they do not replace: an interruption in
-                # between leaves splits of two ids, which readers refuse, never none at all.
-                for writer in writers:
-                    writer.publish()
-                published = True
-                written = {writer.path for writer in writers}
-                for stale in self.out.glob("*.h5"):
-                    if stale not in written:
-                        stale.unlink()
-        finally:
-            for writer in writers:
-                writer.discard()
-            if self.created_out and not published and self.out.is_dir():
-                with suppress(OSError):  # only if empty: never remove what someone put there
-                    self.out.rmdir()
+    def finish(self) -> None:
+        """Complete every split's file under its temporary name."""
+        if not self.writers:
+            raise VidgenError(f"nothing was written to {self.out}: no episodes were found.")
+        for writer in self.writers.values():
+            writer.finish()
+
+    def publish(self) -> None:
+        """Move the new splits into place, then remove the old ones they do not replace: an
+        interruption in between leaves splits of two ids, which readers refuse, never none."""
+        for writer in self.writers.values():
+            writer.publish()
+        self.published = True
+        written = {writer.path for writer in self.writers.values()}
+        for stale in self.out.glob("*.h5"):
+            if stale not in written:
+                stale.unlink()
+
+    def discard(self) -> None:
+        """Remove the unpublished files, and ``out`` if this run made it and published none."""
+        for writer in self.writers.values():
+            writer.discard()
+        if self.created_out and not self.published and self.out.is_dir():
+            with suppress(OSError):  # only if empty: never remove what someone put there
+                self.out.rmdir()
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -156,12 +153,13 @@ def add_source_arguments(parser: argparse.ArgumentParser, raw_help: str) -> None
     parser.add_argument("--force", action="store_true", help="overwrite an existing dataset")
 
 
-def decode_image(data: bytes, what: str) -> np.ndarray:
-    """PNG or JPEG bytes -> uint8 RGB [h, w, 3]; a VidgenError naming ``what`` otherwise."""
+def decode_frame(data: bytes, what: str, size: tuple[int, int]) -> np.ndarray:
+    """PNG or JPEG bytes -> uint8 RGB [H, W, 3], ``size`` (H, W) by ``resize_crop``; a
+    VidgenError naming ``what`` when they are not an image."""
     frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if frame is None:
         raise VidgenError(f"{what} is not a decodable image (corrupt or truncated).")
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    return resize_crop(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), *size)
 
 
 def _init_worker() -> None:

@@ -25,9 +25,8 @@ import numpy as np
 
 from data_prep.common import (
     add_source_arguments,
-    decode_image,
+    decode_frame,
     parse_size,
-    resize_crop,
     single_episode,
     write_converted,
 )
@@ -132,9 +131,7 @@ def load_drive(drive: Drive, size: tuple[int, int]) -> np.ndarray:
     """The drive's frames as uint8 RGB [T, H, W, 3], each resized and centre-cropped."""
     if not drive.frames:
         raise VidgenError(f"drive {drive.name} has no image_03/data/*.png frames ({drive.source}).")
-    return np.stack(
-        [resize_crop(decode_image(data, what), *size) for what, data in _frame_bytes(drive)]
-    )
+    return np.stack([decode_frame(data, what, size) for what, data in _frame_bytes(drive)])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

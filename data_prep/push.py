@@ -18,39 +18,27 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.common import (
-    add_source_arguments,
-    decode_image,
-    resize_crop,
-    write_converted,
-)
-from data_prep.tfrecord import Example, bytes_feature, convert_records, float_feature, step_count
+from data_prep.common import add_source_arguments, decode_frame
+from data_prep.tfrecord import StepFeatures
 from vidgen.errors import VidgenError
 
 FOLDERS = {"push_train": "train", "push_testseen": "test_seen", "push_testnovel": "test_novel"}
-IMAGE = "move/{}/image/encoded"
-ACTION = "move/{}/commanded_pose/vec_pitch_yaw"
-STATE = "move/{}/endeffector/vec_pitch_yaw"
 POSE_SIZE = 5
-FPS = 10.0  # nominal: the records carry no frame rate (noted in the file attributes)
+FEATURES = StepFeatures(
+    "move/{}/image/encoded",
+    "move/{}/commanded_pose/vec_pitch_yaw",
+    "move/{}/endeffector/vec_pitch_yaw",
+    POSE_SIZE,
+    POSE_SIZE,
+    "push",
+    "Google push",
+)
 
-Episode = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-
-def episode(example: Example, where: str, size: int) -> Episode:
-    """(frames uint8 [T, size, size, 3] RGB, actions [T, 5], states [T, 5]) of one record."""
-    steps = step_count(example, r"move/(\d+)/image/encoded$")
-    if not steps:
-        raise VidgenError(f"{where} has no move/<t>/image/encoded features; is it push data?")
-    frames, actions, states = [], [], []
-    for t in range(steps):
-        jpeg = bytes_feature(example, IMAGE.format(t), where)
-        image = decode_image(jpeg, f"{where}, {IMAGE.format(t)}")
-        # Covering a square and centre-cropping is the centre square crop, then INTER_AREA.
-        frames.append(resize_crop(image, size, size))
-        actions.append(float_feature(example, ACTION.format(t), where, POSE_SIZE))
-        states.append(float_feature(example, STATE.format(t), where, POSE_SIZE))
-    return np.stack(frames), np.stack(actions), np.stack(states)
+def jpeg_frame(jpeg: bytes, where: str, key: str, size: int) -> np.ndarray:
+    """A JPEG image feature as uint8 [size, size, 3] RGB."""
+    # Covering a square and centre-cropping is the centre square crop, then INTER_AREA.
+    return decode_frame(jpeg, f"{where}, {key}", (size, size))
 
 
 def split_files(raw: Path, val_frac: float) -> list[tuple[str, Path]]:
@@ -95,15 +83,7 @@ def run(args: argparse.Namespace) -> int:
         f"downsampled to {args.size}x{args.size} (SAVP's scale_size rule)",
         "splits": "push_train -> train (first 95% of files by name) and val (the rest); "
         "push_testseen -> test_seen; push_testnovel -> test_novel",
-        "actions_feature": ACTION.format("<t>"),
-        "states_feature": STATE.format("<t>"),
-        "fps_note": "nominal; the source records carry no frame rate",
     }
-    convert = partial(
-        convert_records,
-        convert=partial(episode, size=args.size),
-        skip_bad=args.skip_bad,
-        name_format="{path.name}/{index:04d}",
-    )
-    write_converted(args, jobs, convert, "Google push", FPS, attrs, "push files")
+    frame = partial(jpeg_frame, size=args.size)
+    FEATURES.write(args, jobs, frame, "{path.name}/{index:04d}", attrs)
     return 0

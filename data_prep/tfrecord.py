@@ -7,24 +7,31 @@ of the payload. The payload is an ``Example`` (``core/example/example.proto``):
 float_list=2 | int64_list=3} -> *List{repeated value=1}``; the few lines of wire-format
 decoding it needs are here, so neither TensorFlow nor generated protobuf code is needed.
 Used by the Google push (Finn et al. 2016) and BAIR robot pushing (Ebert et al. 2017)
-converters.
+converters, whose records are one episode each, keyed by step (``StepFeatures``).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import google_crc32c
 import numpy as np
 
-from data_prep.common import Converted
+from data_prep.common import Converted, write_converted
 from vidgen.errors import VidgenError
 
 Feature = list[bytes] | np.ndarray
 Example = dict[str, Feature]
+Episode = tuple[np.ndarray, np.ndarray, np.ndarray]  # frames, actions, states
+# One step's image feature as a frame: (bytes, where, feature key) -> uint8 [H, W, 3] RGB.
+FrameReader = Callable[[bytes, str, str], np.ndarray]
+FPS = 10.0  # nominal: the records carry no frame rate (noted in the file attributes)
 
 _MASK_DELTA = 0xA282EAD8
 
@@ -175,7 +182,7 @@ def float_feature(example: Example, key: str, where: str, count: int) -> np.ndar
 
 def convert_records(
     path: Path,
-    convert: Callable[[Example, str], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    convert: Callable[[Example, str], Episode],
     skip_bad: bool,
     name_format: str,
 ) -> Converted:
@@ -200,3 +207,57 @@ def convert_records(
         name = name_format.format(path=path, index=index)
         episodes.append((name, {"frames": frames, "actions": actions, "states": states}))
     return episodes, problems
+
+
+@dataclass(frozen=True)
+class StepFeatures:
+    """A dataset's per-step feature keys, ``{}`` standing for the step t: the image, the
+    action at frame t and the state, with their float counts; ``name`` is the dataset's in
+    messages, ``source`` in the written files."""
+
+    image: str
+    action: str
+    state: str
+    action_size: int
+    state_size: int
+    name: str
+    source: str
+
+    def episode(self, example: Example, where: str, frame: FrameReader) -> Episode:
+        """(frames uint8 [T, H, W, 3] RGB, actions [T, A], states [T, S]) of one record."""
+        steps = step_count(example, re.escape(self.image).replace(r"\{\}", r"(\d+)") + "$")
+        if not steps:
+            raise VidgenError(
+                f"{where} has no {self.image.format('<t>')} features; is it {self.name} data?"
+            )
+        frames, actions, states = [], [], []
+        for t in range(steps):
+            key = self.image.format(t)
+            frames.append(frame(bytes_feature(example, key, where), where, key))
+            actions.append(float_feature(example, self.action.format(t), where, self.action_size))
+            states.append(float_feature(example, self.state.format(t), where, self.state_size))
+        return np.stack(frames), np.stack(actions), np.stack(states)
+
+    def write(
+        self,
+        args: argparse.Namespace,
+        jobs: Sequence[tuple[str, Path]],
+        frame: FrameReader,
+        name_format: str,
+        attrs: Mapping[str, object],
+    ) -> None:
+        """Every record of the (split, file) ``jobs`` as an episode into ``args.out``
+        (``write_converted``), ``attrs`` completed with the action and state keys."""
+        attrs = {
+            **attrs,
+            "actions_feature": self.action.format("<t>"),
+            "states_feature": self.state.format("<t>"),
+            "fps_note": "nominal; the source records carry no frame rate",
+        }
+        convert = partial(
+            convert_records,
+            convert=partial(self.episode, frame=frame),
+            skip_bad=args.skip_bad,
+            name_format=name_format,
+        )
+        write_converted(args, jobs, convert, self.source, FPS, attrs, f"{self.name} files")

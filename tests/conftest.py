@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny generated datasets and composed training configs."""
+"""Shared fixtures and helpers: tiny generated datasets, composed training configs, tiny
+checkpoints and a hand-written training loop."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+import torch
 from omegaconf import DictConfig
+from torch import Tensor
 
 from data_prep.synthetic import generate_dataset
-from vidgen.cli.train import CONFIG_DIR
+from vidgen.cli.train import CONFIG_DIR, compose_config, train
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +34,35 @@ def experiments_of(model: str) -> list[str]:
 
 def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
     """The config `vidgen-train` would compose, with paths inside ``output_dir``."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={output_dir}",
-                f"paths.log_dir={output_dir / 'logs'}",
-                f"paths.data_dir={output_dir / 'data'}",
-                *overrides,
-            ],
-        )
+    paths = [
+        f"paths.output_dir={output_dir}",
+        f"paths.log_dir={output_dir / 'logs'}",
+        f"paths.data_dir={output_dir / 'data'}",
+    ]
+    return compose_config("train", [*paths, *overrides])
+
+
+def trained_checkpoint(experiment: str, dataset: Path, output_dir: Path, extra: list[str]) -> Path:
+    """``last.ckpt`` of one vidgen-train epoch of two steps of ``experiment`` on ``dataset``
+    (no test), with ``extra`` overrides."""
+    short = [f"data.root={dataset}", "data.num_workers=0", "data.batch_size=2",
+             "data.samples_per_epoch=4", "data.val_windows=2", "trainer.max_epochs=1",
+             "trainer.enable_progress_bar=false", "test=false"]  # fmt: skip
+    train(compose_train([f"experiment={experiment}", *short, *extra], output_dir))
+    return output_dir / "checkpoints" / "last.ckpt"
+
+
+def training_losses(task: torch.nn.Module, batch: dict[str, Tensor], steps: int) -> list[float]:
+    """``task.loss`` on one batch over ``steps`` updates of the task's own optimizer."""
+    optimizer = task.configure_optimizers()["optimizer"]
+    losses = []
+    for _ in range(steps):
+        loss = task.loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
 
 
 @pytest.fixture
@@ -59,3 +80,9 @@ def tiny_overrides(tiny_dataset: Path) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
     ]
+
+
+@pytest.fixture
+def two_process_overrides(tiny_overrides: list[str]) -> list[str]:
+    """The demo on the tiny dataset, trained by two simulated DDP processes."""
+    return ["experiment=demo", *tiny_overrides, "trainer=ddp_sim", "trainer.devices=2"]

@@ -136,5 +136,5 @@ def test_planning_stride_is_chosen_on_validation_tables_and_scored_on_test_table
     assert report["oc"]["validation_success_by_stride"] == {"1": 0.2, "5": 0.6, "20": 0.4}
     assert [c for c in calls if c[0] == "test"] == [("test", 5)]
     assert report["problems"] == {"validation": 2, "test": 3}
-    tables = {split: [p["positions"].tobytes() for p in ps] for split, ps in split_problems.items()}
+    tables = {split: [p.positions.tobytes() for p in ps] for split, ps in split_problems.items()}
     assert not set(tables["validation"]) & set(tables["test"])

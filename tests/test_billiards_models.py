@@ -25,7 +25,9 @@ from vidgen.sim.billiards import (
     paint_balls,
     run_physics,
 )
-from vidgen.tasks.billiards import BilliardsTask, erase_balls, find_balls, imagine, plan_force
+from vidgen.tasks.billiards import BilliardsTask
+from vidgen.tasks.billiards_imagination import erase_balls, find_balls, imagine
+from vidgen.tasks.billiards_planning import plan_force
 
 SQUARE = Table(np.array([(0.0, 0.0), (600.0, 0.0), (600.0, 600.0), (0.0, 600.0)]))
 TINY = dict(glimpse_size=64, width=0.125, hidden=16, horizon=5)

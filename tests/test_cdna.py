@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import compose_train, experiments_of
+from conftest import compose_train, experiments_of, training_losses
 from data_prep.synthetic import generate_dataset
 from vidgen.cli.train import train
 from vidgen.data.dataset import ClipDataset
 from vidgen.errors import VidgenError
-from vidgen.models.cdna import (
+from vidgen.models.action_conditioned import (
     ActionConditionedConvLSTM,
     cdna_transform,
     dna_transform,
@@ -149,11 +149,11 @@ def test_scheduled_mix_takes_a_fresh_subset_and_keeps_gradients():
 
 
 def test_task_drives_sampling_by_the_global_step_and_evaluates_without_truth(monkeypatch):
-    import vidgen.models.cdna as cdna
+    import vidgen.models.action_conditioned as net
 
     seen: list[int] = []
-    real_mix = cdna.scheduled_mix
-    monkeypatch.setattr(cdna, "scheduled_mix", lambda t, p, n: seen.append(n) or real_mix(t, p, n))
+    real_mix = net.scheduled_mix
+    monkeypatch.setattr(net, "scheduled_mix", lambda t, p, n: seen.append(n) or real_mix(t, p, n))
     task = small_task(schedsamp_k=100)
     batch = {"frames": torch.rand(16, 5, 3, 32, 32), "actions": torch.randn(16, 5, 2),
              "states": torch.randn(16, 5, 2)}  # fmt: skip
@@ -223,14 +223,7 @@ def test_training_lowers_the_loss_and_rollout_keeps_the_contract(pusher_dataset)
     batch = {k: torch.stack([item[k] for item in items]) for k in ("actions", "states")}
     batch["frames"] = torch.stack([it["frames"] for it in items]).permute(0, 1, 4, 2, 3) / 255.0
     task = small_task()
-    optimizer = task.configure_optimizers()["optimizer"]
-    losses = []
-    for _ in range(12):
-        loss = task.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(task, batch, 12)
     assert losses[-1] < 0.5 * losses[0]
     inputs = task.conditioning(batch, 10)
     assert inputs["actions"].shape == (4, 10, 2) and inputs["states"].shape == (4, 1, 2)

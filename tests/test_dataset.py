@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pickle
 
+import hydra
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, default_collate
 
+from conftest import compose_train
+from data_prep.synthetic import generate_dataset
 from vidgen.data import (
     ClipDataset,
     ClipWriter,
@@ -91,8 +94,33 @@ def test_datamodule_batches_are_float_btchw(tiny_dataset):
     assert torch.allclose(batch["frames"][0, 2], raw.permute(2, 0, 1).float() / 255)
 
 
+def test_batch_is_the_collated_model_batch(tiny_dataset):
+    ds = ClipDataset(tiny_dataset / "train.h5", length=4, step=2)
+    indices = [7, 0, 7]
+    batch = ds.batch(indices)
+    expected = to_model_batch(default_collate([ds[i] for i in indices]))
+    assert batch.keys() == expected.keys() and batch["index"].tolist() == indices
+    assert batch["frames"].shape == (3, 4, 3, 32, 32) and batch["frames"].dtype == torch.float32
+    for key in expected:
+        assert torch.equal(batch[key], expected[key]), key
+    assert ds.batch(range(2))["index"].tolist() == [0, 1]
+
+
 def test_to_model_batch_keeps_other_keys():
     batch = {"frames": torch.zeros(2, 3, 4, 4, 3, dtype=torch.uint8), "actions": torch.ones(2, 3)}
     out = to_model_batch(batch)
     assert out["frames"].shape == (2, 3, 3, 4, 4)
     assert out["actions"] is batch["actions"]
+
+
+def test_a_synthetic_data_config_renders_its_dataset_on_first_use(tmp_path):
+    root = tmp_path / "balls"
+    small = ["data.generate.episodes=3", "data.generate.frames=4", "data.generate.size=8"]
+    cfg = compose_train(["experiment=demo", f"data.root={root}", *small], tmp_path)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    assert datamodule.generate.func is generate_dataset  # injected: a partial from the config
+    datamodule.prepare_data()
+    assert sorted(p.name for p in root.iterdir()) == ["test.h5", "train.h5", "val.h5"]
+    assert VideoDataModule(root, length=4).frame_shape == (3, 8, 8)
+    cfg = compose_train(["experiment=demo", f"data.root={root}", "~data.generate"], tmp_path)
+    assert hydra.utils.instantiate(cfg.data).generate is None

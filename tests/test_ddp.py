@@ -133,12 +133,8 @@ def test_fewer_windows_than_processes_fail_in_one_line(tiny_dataset):
         rank_loaders(tiny_dataset, 2, "val", batch_size=2, val_windows=1)
 
 
-def test_train_rejects_a_batch_that_does_not_split_before_starting(tmp_path, tiny_overrides):
-    cfg = compose_train(
-        ["experiment=demo", *tiny_overrides, "trainer=ddp_sim", "trainer.devices=2",
-         "data.batch_size=3"],
-        tmp_path,
-    )  # fmt: skip
+def test_train_rejects_a_batch_that_does_not_split_before_starting(tmp_path, two_process_overrides):
+    cfg = compose_train([*two_process_overrides, "data.batch_size=3"], tmp_path)
     with pytest.raises(VidgenError, match="does not split evenly over 2 processes"):
         train(cfg)
 
@@ -201,12 +197,13 @@ def test_no_config_cuts_the_test_split():
 
 @pytest.mark.parametrize(
     ("experiment", "epochs_before_change"),
-    [("prednet_kitti", 75), ("demo", 4), ("billiards_oc_cpu", 1), ("billiards_fc_cpu", 1)],
+    [("prednet_kitti", 75), ("billiards_oc_cpu", 1), ("billiards_fc_cpu", 1)],
 )
 def test_lr_schedules_count_steps_as_the_published_epochs(
     tmp_path, experiment, epochs_before_change
 ):
-    """The first lr change comes after the published number of epochs, counted in steps."""
+    """The first lr change comes after the published number of epochs, counted in steps.
+    (The demo's schedule is a fraction of the run: tests/test_schedules.py.)"""
     cfg = compose_train([f"experiment={experiment}"], tmp_path)
     steps_per_epoch = cfg.data.samples_per_epoch // cfg.data.batch_size
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)

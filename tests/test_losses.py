@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from vidgen.models.cdna import ActionConditionedConvLSTM
+from vidgen.models.action_conditioned import ActionConditionedConvLSTM
 from vidgen.models.prednet import PredNet
 from vidgen.models.vgan import VideoGenerator
 from vidgen.tasks.cdna import ActionConditionedTask

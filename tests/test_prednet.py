@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.reference_prednet import reference_prednet
-from vidgen.models import MODELS, ConvLSTMCell, PredNet, hard_sigmoid
+from vidgen.models import ConvLSTMCell, PredNet, hard_sigmoid
 
 PAPER_STACK = (3, 48, 96, 192)
 SMALL_STACK = (3, 4, 8)
@@ -152,10 +152,6 @@ def test_init_state_is_zeros():
 
 
 # --- PredNet: structure -----------------------------------------------------------------------
-
-
-def test_registry():
-    assert MODELS["prednet"] is PredNet
 
 
 def test_paper_parameter_count():

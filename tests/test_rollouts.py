@@ -11,16 +11,15 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 import vidgen
-from conftest import compose_train
+from conftest import trained_checkpoint
 from data_prep.synthetic import generate_dataset
 from vidgen.cli import compare as compare_cli
 from vidgen.cli import rollout as rollout_cli
-from vidgen.cli.train import CONFIG_DIR, train
+from vidgen.cli.train import compose_config
 from vidgen.errors import VidgenError
 from vidgen.eval.compare import next_frame_predictions, pick_windows, rollouts
 from vidgen.tasks import PredNetTask
@@ -38,18 +37,8 @@ class IdentityPredictor(nn.Module):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory, tiny_dataset):
     """Two training steps of a small PredNet: a real checkpoint from vidgen-train."""
-    out = tmp_path_factory.mktemp("run")
-    overrides = [f"data.root={tiny_dataset}", "data.num_workers=0", "data.batch_size=2",
-                 "data.samples_per_epoch=4", "data.val_windows=2", "trainer.max_epochs=1",
-                 "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-                 "test=false", "logger=csv", *SMALL_PREDNET]  # fmt: skip
-    train(compose_train(["experiment=demo", *overrides], out))
-    return out / "checkpoints" / "last.ckpt"
-
-
-def compose_command(name, overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose(name, overrides=overrides)
+    extra = ["trainer.enable_model_summary=false", "logger=csv", *SMALL_PREDNET]
+    return trained_checkpoint("demo", tiny_dataset, tmp_path_factory.mktemp("run"), extra)
 
 
 def test_load_rebuilds_the_task_and_rolls_out_past_the_training_length(tiny_checkpoint):
@@ -113,7 +102,7 @@ def test_rollouts_pass_actions_for_context_and_future_and_task_conditioning():
 
 def test_rollout_renders_past_the_end_of_the_clips(tiny_checkpoint, tiny_dataset, tmp_path):
     out = tmp_path / "rollout.mp4"
-    cfg = compose_command(
+    cfg = compose_config(
         "rollout",
         [f"ckpt={tiny_checkpoint}", "data=folder", f"data.root={tiny_dataset}", f"out={out}",
          "split=train", "clips=3", "random=true", "context=10", "horizon=20", "frames=true"],
@@ -172,7 +161,7 @@ def test_compare_matches_hand_metrics_and_writes_a_complete_report(
         if ckpt == str(identity) else load(ckpt, device),
     )  # fmt: skip
     out, context, horizon = tmp_path / "report", 3, 3
-    cfg = compose_command(
+    cfg = compose_config(
         "compare",
         [f"ckpts=[{identity},{tiny_checkpoint}]", "names=[identity,prednet]", "data=folder",
          f"data.root={tiny_dataset}", f"out={out}", "split=train", f"context={context}",

@@ -19,7 +19,6 @@ from vidgen.cli.prep import main as prep_main
 from vidgen.data import ClipDataset, VideoDataModule, open_clips
 from vidgen.data.validation import MAX_FRAME_PIXELS_ENV
 from vidgen.errors import VidgenError
-from vidgen.eval.compare import held_out_windows
 
 SECRET = b"secret-16-bytes!"
 N, H, W = 4, 8, 8
@@ -93,8 +92,8 @@ def refused_everywhere(
     readers = {
         "ClipDataset": lambda: ClipDataset(path, 2)[0]["frames"],
         "in memory": lambda: ClipDataset(path, 2, in_memory=True)[0]["frames"],
-        "held-out windows": lambda: held_out_windows(
-            VideoDataModule(root, test_split=path.stem), "test", 1, 1
+        "held-out windows": lambda: VideoDataModule(root, test_split=path.stem).eval_windows(
+            "test", 1, 1
         )[0]["frames"],
         "DataModule": lambda: VideoDataModule(root, length=2, test_split=path.stem).dataset("test")[
             0

@@ -12,13 +12,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 
-from conftest import compose_train, experiments_of
+from conftest import compose_train, experiments_of, trained_checkpoint
 from test_vgan import EXPERIMENTS as GAN_EXPERIMENTS
 from test_vgan import SMALL as SMALL_GAN
 from vidgen.cli.train import CONFIG_DIR, data_folder_overrides, train
-from vidgen.data import ClipDataset, to_model_batch
+from vidgen.data import ClipDataset
 from vidgen.errors import VidgenError
 from vidgen.eval import FRAME_SUM_NAMES, METRIC_NAMES
 
@@ -51,13 +51,8 @@ def test_paper_experiment_is_the_paper_recipe(tmp_path):
 @pytest.fixture(scope="module")
 def kitti_checkpoint(tmp_path_factory, tiny_dataset):
     """A real checkpoint from two training steps of the paper network."""
-    out = tmp_path_factory.mktemp("run")
-    overrides = [f"data.root={tiny_dataset}", "data.num_workers=0", "data.batch_size=2",
-                 "data.samples_per_epoch=4", "data.val_windows=2", "trainer.max_epochs=1",
-                 "trainer.enable_progress_bar=false", "test=false",
-                 "callbacks.rollout_strip.every_n_epochs=1"]  # fmt: skip
-    train(compose_train(["experiment=prednet_kitti", *overrides], out))
-    return out / "checkpoints" / "last.ckpt"
+    extra = ["callbacks.rollout_strip.every_n_epochs=1"]
+    return trained_checkpoint("prednet_kitti", tiny_dataset, tmp_path_factory.mktemp("run"), extra)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -90,7 +85,7 @@ def steps_on_one_batch(cfg, key: str, steps: int, freeze: str | None = None) -> 
     if freeze:
         getattr(task, freeze).requires_grad_(False)
     windows = ClipDataset(f"{cfg.data.root}/train.h5", cfg.data.length, in_memory=True)
-    batch = to_model_batch(default_collate([windows[i] for i in range(2)]))
+    batch = windows.batch(range(2))
     recorder = StepValues(key)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, max_epochs=1,
@@ -155,6 +150,11 @@ def test_user_mistakes_are_one_line(tmp_path, tiny_dataset):
         f"data.root={tiny_dataset}",
         "seed=1",
     ]
+    # Training on a folder gets the own-video defaults unless an experiment or model is named.
+    own = data_folder_overrides([f"data={tiny_dataset}"], training=True)
+    assert own[-1] == "experiment=prednet_own"
+    named = data_folder_overrides([f"data={tiny_dataset}", "model=cdna"], training=True)
+    assert not any(arg.startswith("experiment=") for arg in named)
     cfg = compose_train(["experiment=demo", "ckpt_path=last"], tmp_path)
     with pytest.raises(VidgenError, match="found no last.ckpt"):
         train(cfg)

@@ -15,7 +15,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 
 from conftest import compose_train, experiments_of
 from data_prep.stabilize import Stabilizer
@@ -23,10 +23,11 @@ from vidgen.cli.compare import compare
 from vidgen.cli.prep import main as prep_main
 from vidgen.cli.rollout import render_rollout
 from vidgen.cli.train import CONFIG_DIR, train
-from vidgen.data import ClipDataset, open_clips, to_model_batch
+from vidgen.data import ClipDataset, open_clips
 from vidgen.errors import VidgenError
 from vidgen.eval.ball_scores import BallSpec, population_scores
 from vidgen.eval.fvd import FVDProtocol, I3DEmbedding, frechet_distance, fvd, gaussian_statistics
+from vidgen.eval.generative import generative_scores
 from vidgen.models.vgan import (
     FutureGenerator,
     VideoDiscriminator,
@@ -249,6 +250,9 @@ def test_samples_render_and_compare_scores_them(tmp_path, tiny_dataset, tiny_ove
     overrides = [*tiny_overrides, *SMALL, "trainer.max_epochs=1", "test=false"]
     train(compose_train(["experiment=vgan_bouncing", *overrides], run))
     ckpt = run / "checkpoints" / "last.ckpt"
+    written = {p.name for p in run.glob("**/samples/epoch_000*")}  # by callbacks=gan's media
+    parts = ("video", "foreground", "background", "mask")
+    assert written == {"epoch_000.mp4"} | {f"epoch_000_{n}.png" for n in parts}
 
     out = tmp_path / "samples.mp4"
     args = [f"ckpt={ckpt}", f"out={out}", "clips=3", "frames=true", "upscale=1"]
@@ -269,7 +273,7 @@ def test_samples_render_and_compare_scores_them(tmp_path, tiny_dataset, tiny_ove
     rows = {line.split("|")[1].strip(): line for line in table}
     assert set(rows) == {"real", "copy_last", "vgan"}
     windows = ClipDataset(tiny_dataset / "test.h5", 8, mode="unique")
-    real = to_model_batch(default_collate([windows[i] for i in range(len(windows))]))["frames"]
+    real = windows.batch(range(len(windows)))["frames"]
     expected = population_scores({"real": real}, BallSpec())["real"]["combined"]
     assert rows["real"].startswith(f"| real | {expected:.4g} |")
     page = (report / "report.html").read_text()
@@ -343,6 +347,14 @@ def test_fvd_uses_a_local_torchscript_file_only(tmp_path):
     assert fvd(real, real * 0.5, embed, protocol)["fvd"] > 0.05
     with pytest.raises(VidgenError, match="needs 8 generated clips of at least 16 frames"):
         fvd(real, real[:, :10], embed, protocol)
+    # compare's scores: every set against the real clips' statistics, under the same protocol
+    clips = {"real": real, "same": real.clone(), "dim": real * 0.5}
+    scores, described = generative_scores(clips, embed=embed, fvd_frames=16)
+    assert described == protocol.describe() and "fvd" not in scores["real"]
+    assert scores["same"]["fvd"] == pytest.approx(0, abs=1e-6)
+    assert scores["dim"]["fvd"] == pytest.approx(fvd(real, real * 0.5, embed, protocol)["fvd"])
+    with pytest.raises(VidgenError, match="at least 2 clips"):
+        generative_scores({"real": real[:1], "same": real[:1]}, embed=embed)
 
 
 # --- stabilization -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from vidgen.errors import VidgenError
 from vidgen.loading import check_config, load
 from vidgen.models.vgan import FutureGenerator, MinibatchStd, VideoDiscriminator, VideoGenerator
 from vidgen.tasks.adversarial import discriminator_loss, generator_adversarial_loss, r1_penalty
+from vidgen.tasks.media import GeneratedParts
 from vidgen.tasks.vgan import VGANFutureTask, VGANTask, to_unit
 
 SIZE_16 = [
@@ -37,9 +38,11 @@ def task_with(discriminator: VideoDiscriminator | None = None, **options) -> VGA
     return VGANTask(VideoGenerator(8, 16, channels=4), d, adam, **options)
 
 
-def one_step(task, tmp_path) -> pl.Trainer:
+def one_step(task, tmp_path, *callbacks: pl.Callback) -> pl.Trainer:
     """One D and one G step on 4 bouncing-ball clips; the trainer is returned."""
-    trainer = quiet_trainer(max_steps=2, limit_val_batches=1, default_root_dir=tmp_path)
+    trainer = quiet_trainer(
+        max_steps=2, limit_val_batches=1, default_root_dir=tmp_path, callbacks=list(callbacks)
+    )
     trainer.fit(task, clips_loader(8, 16))
     return trainer
 
@@ -246,7 +249,7 @@ def test_stabilised_config_trains_saves_and_loads(tmp_path):
     config = OmegaConf.to_container(compose_train(overrides, tmp_path).model, resolve=True)
     checked = check_config(config, tmp_path / "run.ckpt")  # the loader's allow-list takes it
     task = hydra.utils.instantiate(checked)
-    trainer = one_step(task, tmp_path)
+    trainer = one_step(task, tmp_path, GeneratedParts())
     metrics = dict(trainer.callback_metrics)
     assert all(torch.isfinite(metrics[k]) for k in ("train/loss_d", "train/loss_g", "train/r1"))
     assert 0 < trainer.validate(task, clips_loader(8, 16))[0]["val/d_fake"] < 1

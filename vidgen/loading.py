@@ -1,25 +1,35 @@
 """Rebuild any predictor from a saved model alone, or name a baseline.
 
 A saved model is a ``.ckpt`` written by vidgen-train, whose composed model config sits under
-``checkpoint["vidgen"]["model"]`` (see ``PredictorTask.on_save_checkpoint``), or a folder
+``checkpoint["vidgen"]["model"]`` (see ``VidgenTask.on_save_checkpoint``), or a folder
 written by vidgen-export: ``model.safetensors`` and ``config.json``, no pickle at all.
 
 Neither may run code. Checkpoints are read with ``weights_only=True``, which stops pickle,
 but the stored config is handed to ``hydra.utils.instantiate``, which calls whatever its
 ``_target_`` names. So before anything is built, every node of the config is checked: a
-``_target_`` must be, by its exact dotted name, one of vidgen's tasks or models or a
-``torch.optim`` optimizer or scheduler (those only as ``_partial_``); Hydra's other keys must
-hold plain values; interpolations (``${...}``) and unknown ``_keys_`` are refused. Arguments
-that name a weights file to read (``pretrained``) are cleared, since the saved weights
-replace them anyway.
+``_target_`` must name, by its exact dotted name, a public class defined in a module of
+``vidgen.tasks`` that is a LightningModule or of ``vidgen.models`` that is an nn.Module
+(spelled by that module or re-exported by the package, ``vidgen.models.PredNet``), or a
+``torch.optim`` optimizer or scheduler or vidgen's ``RunFractionLR`` (those only as
+``_partial_``); the saved model itself must be such a LightningModule. The modules of those
+two packages are found on their ``__path__``, so a model family added as new modules is
+loadable with no registry, and nothing outside the packages is imported to check a name.
+Hydra's other keys must hold plain values; interpolations (``${...}``) and unknown
+``_keys_`` are refused. Arguments that name a weights file to read (``pretrained``)
+are cleared, since the saved weights replace them anyway.
+
+A model trained with ``compile: true`` loads eager (``compile`` is set false): compiling
+renames no weight, and inference should not wait for a compiler.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import pickle
+import pkgutil
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,7 +54,13 @@ HYDRA_KEYS = frozenset({"_target_", "_partial_", "_args_", "_recursive_", "_conv
 CONVERT_MODES = frozenset({"none", "partial", "object", "all"})
 FILE_ARGUMENTS = frozenset({"pretrained"})
 MAX_DEPTH = 32  # real model configs nest 3 deep; a bound keeps the walk from recursing away
-ALLOWED = "vidgen tasks and models and torch.optim optimizers and schedulers (as _partial_)"
+# A _target_ may name a class defined in a module of one of these packages that subclasses
+# the package's base: a model family added as new modules there is allowed with no edit here.
+VIDGEN_CLASSES = {"vidgen.tasks": pl.LightningModule, "vidgen.models": nn.Module}
+ALLOWED = (
+    "LightningModules of vidgen.tasks and nn.Modules of vidgen.models, and as _partial_ "
+    "torch.optim optimizers and schedulers and vidgen.tasks.schedules.RunFractionLR"
+)
 
 
 @dataclass(frozen=True)
@@ -67,25 +83,59 @@ def _public_classes(module: object, base: type, names: list[str]) -> dict[str, t
 
 
 @functools.cache
-def allowed_targets() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """Exact dotted names a saved config may instantiate: (tasks, modules, optim partials)."""
-    import vidgen.models
-    import vidgen.tasks
+def optim_partials() -> frozenset[str]:
+    """Exact dotted names a saved config may instantiate as ``_partial_``: torch optimizers
+    and schedulers, and vidgen's RunFractionLR."""
+    from vidgen.tasks import schedules
 
     sched = torch.optim.lr_scheduler
-    tasks = _public_classes(vidgen.tasks, pl.LightningModule, vidgen.tasks.__all__)
-    modules = _public_classes(vidgen.models, nn.Module, vidgen.models.__all__)
     optim = _public_classes(torch.optim, torch.optim.Optimizer, dir(torch.optim))
     optim |= _public_classes(sched, sched.LRScheduler, dir(sched))
-    return frozenset(tasks), frozenset(tasks) | frozenset(modules), frozenset(optim)
+    optim |= _public_classes(schedules, sched.LRScheduler, ["RunFractionLR"])
+    return frozenset(optim)
+
+
+def package_modules(package: str) -> frozenset[str]:
+    """``package`` and the dotted names of all its modules, listed from its ``__path__`` as
+    it is now (so a family added to the package is seen); only subpackages are imported."""
+    found = {package}
+    for info in pkgutil.walk_packages(importlib.import_module(package).__path__, f"{package}."):
+        found.add(info.name)
+    return frozenset(found)
+
+
+def vidgen_class(target: str) -> type | None:
+    """The class ``target`` names, if it is a public subclass of its package's base in
+    ``VIDGEN_CLASSES`` defined in one of that package's modules and named by that module or
+    by the package itself (``vidgen.models.PredNet``); else None. Only the package and the
+    one of its modules that ``target`` names are imported."""
+    module_name, _, name = target.rpartition(".")
+    for package, base in VIDGEN_CLASSES.items():
+        if module_name != package and not module_name.startswith(f"{package}."):
+            continue
+        modules = package_modules(package)
+        if module_name not in modules or not name.isidentifier() or name.startswith("_"):
+            return None
+        try:
+            found = getattr(importlib.import_module(module_name), name, None)
+        except ImportError:  # a module needing an optional extra that is not installed
+            return None
+        if not isinstance(found, type) or found.__qualname__ != name:
+            return None
+        spelled = found.__module__ == module_name or module_name == package
+        if spelled and found.__module__ in modules and issubclass(found, base):
+            return found
+        return None
+    return None
 
 
 def check_config(config: object, source: Path) -> dict:
     """A plain copy of a saved model config once every node passes (see the module
     docstring); ``source`` names the file in the one-line refusal."""
     checked = _checked(config, source, "model", 0)
-    tasks, _, _ = allowed_targets()
-    if not isinstance(checked, dict) or checked.get("_target_") not in tasks:
+    target = checked.get("_target_") if isinstance(checked, dict) else None
+    task = vidgen_class(target) if isinstance(target, str) else None
+    if task is None or not issubclass(task, pl.LightningModule):
         raise _refuse(source, "model._target_", "is not a vidgen task")
     if checked.get("_partial_"):
         raise _refuse(source, "model._partial_", "is true for the task itself")
@@ -125,7 +175,6 @@ def _checked(node: object, source: Path, where: str, depth: int) -> object:
 
 def _check_hydra_keys(node: Mapping, source: Path, where: str) -> None:
     """``_target_`` by exact name from the allow-list; the other Hydra keys plain values."""
-    _, modules, optim = allowed_targets()
     partial = node.get("_partial_", False)
     if not isinstance(partial, bool):
         raise _refuse(source, f"{where}._partial_", "is not true or false")
@@ -141,7 +190,7 @@ def _check_hydra_keys(node: Mapping, source: Path, where: str) -> None:
     target = node["_target_"]
     if not isinstance(target, str):
         raise _refuse(source, f"{where}._target_", f"is a {type(target).__name__}, not a name")
-    if not (target in modules or (target in optim and partial)):
+    if not (vidgen_class(target) or (partial and target in optim_partials())):
         raise _refuse(source, f"{where}._target_", f"names {target!r}")
 
 
@@ -234,15 +283,17 @@ def _instantiate(config: dict, source: Path) -> nn.Module:
 def build(saved: SavedModel, source: Path) -> nn.Module:
     """The task ``saved.config`` describes, holding ``saved.state_dict``. The config is first
     built on the meta device (no memory) and its tensor shapes compared with the saved
-    weights, so a config naming a huge model is refused before anything is allocated."""
+    weights, so a config naming a huge model is refused before anything is allocated. The
+    task is built eager (``compile`` false)."""
+    config = {**saved.config, "compile": False} if "compile" in saved.config else saved.config
     with torch.device("meta"):
-        probe = _instantiate(saved.config, source)
+        probe = _instantiate(config, source)
     expected = {name: tuple(t.shape) for name, t in probe.state_dict().items()}
     if expected != {name: tuple(t.shape) for name, t in saved.state_dict.items()}:
         raise VidgenError(f"{source} holds weights that do not fit its own model config.")
-    task = _instantiate(saved.config, source)
+    task = _instantiate(config, source)
     task.load_state_dict(saved.state_dict)
-    task.config = saved.config
+    task.config = config
     return task
 
 

@@ -26,16 +26,12 @@ from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 from torch import nn
 
+from vidgen.cli.errors import fail
 from vidgen.cli.train import CONFIG_DIR, data_folder_overrides
 from vidgen.errors import VidgenError
 from vidgen.eval.compare import check_fits
 
 COMPOSITION_ERRORS = (ConfigCompositionException, OverrideParseException, SearchPathException)
-
-
-def fail(message: object) -> None:
-    print(f"error: {str(message).splitlines()[0]}", file=sys.stderr)
-    sys.exit(2)
 
 
 def composition_message(err: Exception) -> str:
@@ -69,7 +65,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], object]) -> Call
         # Hydra prints a failed composition itself and exits 1, unless asked to raise.
         os.environ["HYDRA_FULL_ERROR"] = "1"
         try:
-            sys.argv[1:] = data_folder_overrides(sys.argv[1:])
+            sys.argv[1:] = data_folder_overrides(sys.argv[1:], training=config_name == "train")
             hydra_main()
         except VidgenError as err:
             fail(err)

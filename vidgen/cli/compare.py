@@ -11,7 +11,7 @@ frames before it, PredNet's protocol). Writes into ``out``: metrics.csv
 (protocol,model,metric,step,value; MSE and MAE per pixel and summed per frame), metrics.md
 (a table per protocol, named), curves_<protocol>.png, side_by_side.mp4 (rollouts) and
 report.html, which shows all of them; with ``ball_scores`` or ``fvd_weights`` also
-generative.md. Unconditional generators (no ``rollout``) are scored on their samples by
+generative.md. Unconditional generators (``samples_unconditionally``) are scored on their samples by
 those two only.
 """
 
@@ -24,12 +24,10 @@ import hydra
 import torch
 from omegaconf import DictConfig, ListConfig
 from rich.console import Console
-from torch.utils.data import default_collate
 from torchvision.utils import save_image
 
 from vidgen.cli.command import check_output, check_trained_fits, hydra_command
 from vidgen.cli.train import check_partial_dataset
-from vidgen.data.dataset import to_model_batch
 from vidgen.errors import VidgenError
 from vidgen.eval import BASELINES
 from vidgen.eval.compare import (
@@ -37,7 +35,6 @@ from vidgen.eval.compare import (
     Results,
     batch_loader,
     evaluate,
-    held_out_windows,
     pick_windows,
     protocol_heading,
     rollouts,
@@ -111,7 +108,7 @@ def compare(cfg: DictConfig) -> dict[str, Results]:
     check_output(out, cfg.force, folder=True)
     models = {name: load(ckpt, cfg.device) for name, ckpt in zip(names, ckpts, strict=True)}
     models.setdefault("copy_last", BASELINES["copy_last"]())
-    samplers = {name: m for name, m in models.items() if not hasattr(m, "rollout")}
+    samplers = {n: m for n, m in models.items() if getattr(m, "samples_unconditionally", False)}
     if samplers and not (cfg.ball_scores or cfg.fvd_weights):
         raise VidgenError(
             f"{', '.join(samplers)}: unconditional generators are scored on their samples only; "
@@ -120,7 +117,7 @@ def compare(cfg: DictConfig) -> dict[str, Results]:
     datamodule = hydra.utils.instantiate(cfg.data)
     context, horizon = cfg.context, cfg.horizon
     check_partial_dataset(datamodule)
-    windows = held_out_windows(datamodule, cfg.split, context, horizon)
+    windows = datamodule.eval_windows(cfg.split, context, horizon)
     check_trained_fits(models, datamodule.frame_shape)
     spec = ball_spec_of(windows.path) if cfg.ball_scores else None
     embed = I3DEmbedding(cfg.fvd_weights, cfg.device) if cfg.fvd_weights else None
@@ -138,8 +135,7 @@ def compare(cfg: DictConfig) -> dict[str, Results]:
                 models, loader, context, horizon, cfg.device, cfg.progress, protocol
             )
         torch.manual_seed(cfg.seed)
-        shown = default_collate([windows[i] for i in chosen[: cfg.video_clips]])
-        batch = to_model_batch(shown)
+        batch = windows.batch(chosen[: cfg.video_clips])
         predictions = rollouts(models, batch, context, horizon, cfg.device)
         scores = None
         if spec or embed:

@@ -23,20 +23,11 @@ from vidgen.cli.command import check_output
 from vidgen.cli.errors import exit_on_user_error
 from vidgen.errors import VidgenError
 from vidgen.loading import load
-from vidgen.sim.billiards import (
-    BALL_COLORS,
-    BilliardsConfig,
-    draw_table,
-    paint_balls,
-    place_balls,
-    random_table,
-    run_physics,
-)
-from vidgen.tasks.billiards import PLAN_STRIDE, BilliardsTask, plan_force
+from vidgen.sim.billiards import BALL_COLORS, BilliardsConfig, paint_balls
+from vidgen.tasks.billiards import BilliardsTask
+from vidgen.tasks.billiards_planning import PLAN_STRIDE, plan_problem, planning_problem
 from vidgen.viz.billiards import plan_frames
 from vidgen.viz.video import write_mp4
-
-RADIUS = 25.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,47 +72,41 @@ def main(argv: list[str] | None = None) -> int:
     size = tuple(int(v) for v in task.frame_size)
     arena = task.net.arena
     config = BilliardsConfig(table=args.table, table_size=(500.0, 500.0), arena=arena)
-    rng = np.random.default_rng(args.seed)
-    table = random_table(rng, config)
-    radii = np.full(args.balls, RADIUS)
-    if table.clearance(target.double().numpy()) < RADIUS:
-        corners = ", ".join(f"({x:.0f}, {y:.0f})" for x, y in table.vertices)
-        raise VidgenError(
-            f"target {args.target} is not where a ball fits on the table (corners {corners})."
-        )
-    positions = place_balls(rng, table, radii)
-    background = draw_table(table, size, arena)
-    frame = torch.from_numpy(paint_balls(background, positions, radii, arena))
-    plan = plan_force(
-        task.net,
-        frame.permute(2, 0, 1).float().div(255.0),
-        target,
-        args.balls,
+    problem = planning_problem(
+        np.random.default_rng(args.seed),
+        config,
+        balls=args.balls,
+        target=target.double().numpy(),
         horizon=args.horizon,
-        impulse=config.impulse,
+    )
+    plan = plan_problem(
+        task.net,
+        problem,
+        size,
         candidates=args.candidates,
         iterations=args.iterations,
         seed=args.seed,
         stride=args.stride,
     )
-    forces = np.zeros((args.balls, 2))
-    forces[0] = plan.force.double().numpy()
-    tracks = run_physics(positions, radii, table, forces, args.horizon + 1, config)["positions"]
-    frames = np.stack([paint_balls(background, p, radii, arena) for p in tracks])
+    force = plan.force.double().numpy()
+    tracks = problem.outcome(force)
+    background = problem.background(size)
+    frames = np.stack([paint_balls(background, p, problem.radii, arena) for p in tracks])
+    reach = 2 * problem.radii[0]
     video = plan_frames(
-        frames, tracks, plan.finals.numpy(), plan.path.numpy(), target.numpy(), 2 * RADIUS, arena
+        frames, tracks, plan.finals.numpy(), plan.path.numpy(), target.numpy(), reach, arena
     )
     write_mp4(video, args.out, args.fps)
-    miss = float(np.linalg.norm(tracks[-1, 0] - target.numpy()))
-    angle = math.degrees(math.atan2(forces[0, 1], forces[0, 0]))
+    miss = float(np.linalg.norm(tracks[-1, 0] - problem.target))
+    angle = math.degrees(math.atan2(force[1], force[0]))
     print(
-        f"force {np.linalg.norm(forces[0]):.4g} at {angle:.1f} degrees "
+        f"force {np.linalg.norm(force):.4g} at {angle:.1f} degrees "
         f"(best of {len(plan.candidates)} imagined)"
     )
     print(
         f"imagined end ({plan.path[-1, 0]:.1f}, {plan.path[-1, 1]:.1f}); in the true simulator "
         f"({tracks[-1, 0, 0]:.1f}, {tracks[-1, 0, 1]:.1f}), {miss:.1f} from the target: "
-        f"{'success' if miss <= 2 * RADIUS else 'miss'} (two radii = {2 * RADIUS:.0f})"
+        f"{'success' if problem.solved_by(tracks[-1, 0]) else 'miss'} (two radii = {reach:.0f})"
     )
     print(f"wrote {args.out}")
     return 0

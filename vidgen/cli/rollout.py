@@ -19,16 +19,15 @@ import hydra
 import torch
 from omegaconf import DictConfig
 from rich.console import Console
-from torch.utils.data import default_collate
 from torchvision.utils import make_grid, save_image
 
 from vidgen.cli.command import check_output, check_trained_fits, hydra_command
 from vidgen.cli.train import check_partial_dataset
-from vidgen.data.dataset import to_model_batch
 from vidgen.errors import VidgenError
-from vidgen.eval.compare import held_out_windows, pick_windows, rollouts
+from vidgen.eval.compare import pick_windows, rollouts
 from vidgen.loading import load
-from vidgen.tasks.vgan import VGANTask, parts_video
+from vidgen.tasks.base import VidgenTask
+from vidgen.tasks.media import parts_video
 from vidgen.viz.grid import rollout_grid, rollout_panels, video_grid
 from vidgen.viz.video import write_mp4
 
@@ -42,12 +41,12 @@ def render_rollout(cfg: DictConfig) -> Path:
     if cfg.frames:
         check_output(out.with_suffix(".png"), cfg.force)
     model = load(cfg.ckpt, cfg.device)
-    if isinstance(model, VGANTask):
+    if model.samples_unconditionally:
         return render_samples(model, cfg, out)
     datamodule = hydra.utils.instantiate(cfg.data)
     context, horizon = cfg.context, cfg.horizon
     check_partial_dataset(datamodule)
-    windows = held_out_windows(datamodule, cfg.split, context, horizon, full_truth=False)
+    windows = datamodule.eval_windows(cfg.split, context, horizon, horizon_past_data=True)
     check_trained_fits({str(cfg.ckpt): model}, datamodule.frame_shape)
     has_actions = "actions" in windows.keys
     if has_actions and windows.length < context + horizon:
@@ -60,21 +59,20 @@ def render_rollout(cfg: DictConfig) -> Path:
     torch.manual_seed(cfg.seed)
     truth, predictions = [], []
     for start in range(0, len(chosen), cfg.batch_size):
-        items = [windows[i] for i in chosen[start : start + cfg.batch_size]]
-        batch = to_model_batch(default_collate(items))
+        batch = windows.batch(chosen[start : start + cfg.batch_size])
         truth.append(batch["frames"])
         predictions.append(rollouts({"m": model}, batch, context, horizon, cfg.device)["m"].cpu())
     panels = rollout_panels(torch.cat(truth), torch.cat(predictions), context)
     write_mp4(video_grid(panels, context, cfg.upscale), out, cfg.fps or windows.fps)
     if cfg.frames:
         # The strip wants truth for every frame: gray where the clip has ended.
-        full_truth = panels[1].frames.nan_to_num(0.5)
-        save_image(rollout_grid(full_truth, panels[2].frames[:, context:]), out.with_suffix(".png"))
+        gray_truth = panels[1].frames.nan_to_num(0.5)
+        save_image(rollout_grid(gray_truth, panels[2].frames[:, context:]), out.with_suffix(".png"))
     Console().print(f"wrote {out} ({len(chosen)} clips, {context} context + {horizon} predicted)")
     return out
 
 
-def render_samples(model: VGANTask, cfg: DictConfig, out: Path) -> Path:
+def render_samples(model: VidgenTask, cfg: DictConfig, out: Path) -> Path:
     """``clips`` samples and their separated parts as one mp4 (and with ``frames`` a strip
     of the videos, one row per sample)."""
     if cfg.clips is None or cfg.clips < 1:

@@ -16,6 +16,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -24,6 +25,7 @@ from rich.console import Console
 import vidgen.configs
 from vidgen.data import VideoDataModule
 from vidgen.errors import VidgenError, spawned_user_error
+from vidgen.eval.metrics import write_per_step_csv
 from vidgen.loading import read_saved
 
 # configs/ of the repository, installed as the package vidgen.configs (editable or not)
@@ -31,17 +33,30 @@ CONFIG_DIR = Path(vidgen.configs.__file__).resolve().parent
 FAILED = "FAILED"  # in a run folder: the run failed; the file holds the one-line reason
 
 
-def data_folder_overrides(argv: list[str]) -> list[str]:
-    """Rewrite ``data=<folder>`` into ``data=folder data.root=<folder>``; config names pass."""
-    out = []
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """``configs/<name>.yaml`` with Hydra ``overrides``, composed as ``vidgen-<name>`` does
+    (``data=<folder>`` aside), for code that runs a command without its command line."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+def data_folder_overrides(argv: list[str], training: bool = False) -> list[str]:
+    """Rewrite ``data=<folder>`` into ``data=folder data.root=<folder>``; config names pass.
+    A training run on a folder with no ``experiment=`` or ``model=`` gets the own-video
+    defaults (``experiment=prednet_own``) instead of the demo's."""
+    out, folder = [], False
     for arg in argv:
         key, _, value = arg.partition("=")
         if key == "data" and not (CONFIG_DIR / "data" / f"{value}.yaml").exists():
             if not Path(value).is_dir():
                 raise VidgenError(f"data={value} is neither a data config nor a dataset folder.")
             out += ["data=folder", f"data.root={Path(value).resolve()}"]
+            folder = True
         else:
             out.append(arg)
+    chosen = {arg.partition("=")[0].lstrip("+~") for arg in argv}
+    if training and folder and not chosen & {"experiment", "model"}:
+        out.append("experiment=prednet_own")
     return out
 
 
@@ -140,7 +155,7 @@ def check_partial_dataset(datamodule: VideoDataModule) -> None:
     """A folder the data config would render, which holds some splits but no train split,
     was left half made: say what to do about it here, not what vidgen-prep would take."""
     root, train_file = datamodule.root, datamodule.split_path("train")
-    if datamodule.generate and not train_file.exists() and any(root.glob("*.h5")):
+    if datamodule.generate is not None and not train_file.exists() and any(root.glob("*.h5")):
         raise VidgenError(
             f"{root} holds an incomplete dataset (no {train_file.name}); remove that folder to "
             f"render it again, or rebuild it with vidgen-prep synthetic --out {root} --force."
@@ -228,21 +243,9 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
         trainer.test(task, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
-        write_per_step(task.per_step_results, output_dir / "metrics_per_step.csv")
+        write_per_step_csv(task.per_step_results, output_dir / "metrics_per_step.csv", "split")
         report(metrics, output_dir)
     return metrics
-
-
-def write_per_step(results: dict, path: Path) -> None:
-    """Long-format CSV: split, model, metric, step (1 = first predicted frame), value."""
-    rows = [
-        f"{stage},{who},{name},{step},{value:.8g}"
-        for stage, by_model in results.items()
-        for who, by_metric in by_model.items()
-        for name, values in by_metric.items()
-        for step, value in enumerate(values, start=1)
-    ]
-    path.write_text("\n".join(["split,model,metric,step,value", *rows]) + "\n")
 
 
 def report(metrics: dict[str, float], output_dir: Path) -> None:

@@ -10,14 +10,18 @@ from its share of the same (seed, epoch) draw (``vidgen.data.samplers``), so an 
 ``samples_per_epoch / batch_size`` optimizer steps on any number of devices, and evaluation
 splits the windows across ranks without padding.
 
-When the folder is missing and ``generate`` names a synthetic world, the data is rendered
-first, so the demo runs on a fresh machine.
+When the folder has no train split and ``generate`` is given, ``generate(out=root)`` renders
+the data first, so the demo runs on a fresh machine; the synthetic data configs pass
+``data_prep.synthetic.generate_dataset`` with their world's settings as a Hydra partial.
+
+``eval_windows`` gives the held-out windows that rollout and compare score: non-overlapping,
+of context plus horizon frames, cut by the same window arithmetic as training's.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -31,6 +35,8 @@ from vidgen.data.dataset import (
     to_model_batch,
 )
 from vidgen.data.samplers import EpochSampler, ShardSampler
+from vidgen.data.store import open_clips
+from vidgen.data.windows import longest_window
 from vidgen.errors import VidgenError
 
 SPLITS = ("train", "val", "test")
@@ -57,7 +63,7 @@ class VideoDataModule(pl.LightningDataModule):
         eval_mode: str = "unique",
         val_mode: str | None = None,
         in_memory: bool = False,
-        generate: Mapping[str, object] | None = None,
+        generate: Callable[..., object] | None = None,
         test_split: str = "test",
         seed: int = 0,
     ) -> None:
@@ -71,7 +77,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.max_windows = {"train": None, "val": val_windows, "test": test_windows}
         self.modes = {"train": train_mode, "val": val_mode or eval_mode, "test": eval_mode}
         self.in_memory = in_memory
-        self.generate = dict(generate) if generate else None
+        self.generate = generate  # generate(out=root) renders the dataset; None: never
         # The file tested on, e.g. the push data's test_seen or test_novel.
         self.test_split = test_split
         self.seed = seed  # with the epoch, seeds the training draw (identical on every rank)
@@ -81,10 +87,8 @@ class VideoDataModule(pl.LightningDataModule):
         return self.root / f"{self.test_split if split == 'test' else split}.h5"
 
     def prepare_data(self) -> None:
-        if self.generate and not self.split_path("train").exists():
-            from data_prep.synthetic import generate_dataset
-
-            generate_dataset(out=self.root, **self.generate)
+        if self.generate is not None and not self.split_path("train").exists():
+            self.generate(out=self.root)
         if not self.root.is_dir():
             raise VidgenError(
                 f"dataset folder {self.root} does not exist; make it with vidgen-prep."
@@ -106,6 +110,32 @@ class VideoDataModule(pl.LightningDataModule):
                 check_same_dataset(other, dataset)
             self.datasets[split] = dataset
         return self.datasets[split]
+
+    def eval_windows(
+        self, split: str, context: int, horizon: int, horizon_past_data: bool = False
+    ) -> ClipDataset:
+        """Non-overlapping windows of ``split`` holding ``context`` plus ``horizon`` frames
+        (every ``step``-th). With ``horizon_past_data`` the horizon may run past the clips
+        (for rollouts): the windows then hold as many frames as the longest episode has."""
+        for name, value in (("context", context), ("horizon", horizon)):
+            if not is_count(value, 1):
+                raise VidgenError(f"{name} must be at least 1 frame, got {value}.")
+        self.prepare_data()
+        path = self.split_path(split)
+        with open_clips(path) as f:
+            longest = longest_window(f["episode_starts"][()], self.step)
+        if context > longest:
+            raise VidgenError(
+                f"context={context} is longer than the clips: the longest episode in {path} "
+                f"has {longest} frames."
+            )
+        if not horizon_past_data and context + horizon > longest:
+            raise VidgenError(
+                f"context={context} plus horizon={horizon} needs clips of {context + horizon} "
+                f"frames; the longest episode in {path} has {longest}."
+            )
+        length = min(context + horizon, longest)
+        return ClipDataset(path, length, self.step, mode="unique", in_memory=self.in_memory)
 
     @property
     def frame_shape(self) -> tuple[int, int, int]:

@@ -5,13 +5,13 @@ The HDF5 file is opened lazily, once per process: h5py handles survive neither p
 the one that was indexed (dataset id, inode, modification time, size): windows indexed in
 one version of a file would cross episode boundaries in a rewrite of it. Items stay uint8
 and channels-last so workers move 4x fewer bytes; ``to_model_batch`` makes the float
-[B, T, C, H, W] batch on the device.
+[B, T, C, H, W] batch on the device, and ``ClipDataset.batch`` reads one outside a loader.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import h5py
@@ -90,6 +90,11 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {key: value[0] for key, value in self._read([index]).items()}
+
+    def batch(self, indices: Iterable[int]) -> dict[str, torch.Tensor]:
+        """The model batch of these windows, read at once: float ``frames`` [B, T, C, H, W]
+        in [0, 1], the other keys [B, T, ...] as stored, and ``index`` [B]."""
+        return to_model_batch(self._read(list(indices)))
 
     def __getitems__(self, indices: list[int]) -> WindowBatch:
         """The DataLoader's batched fetch: the windows are read straight into one batch, in

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
-from types import TracebackType
 
 import h5py
 import numpy as np
@@ -36,7 +35,7 @@ from vidgen.data.validation import FORMAT_NAME, FORMAT_VERSION, PER_FRAME_KEYS, 
 from vidgen.errors import VidgenError
 
 # HDF5's chunk cache pays off for compressed chunks read more than once; uncompressed chunks
-# are read 2x faster straight into the output with the cache off (measured: benchmarks/loader).
+# are read faster straight into the output with the cache off (benchmarks/loader.py).
 DEFAULT_CHUNK_CACHE = 1024**2
 NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -75,7 +74,21 @@ class _GuardedFile(io.FileIO):
         return size or 0
 
 
-class ClipWriter:
+class AllOrNothing:
+    """Output that appears only if its ``with`` block ends without error: then ``finish``
+    completes it and ``publish`` moves it into place; either way ``discard`` removes what is
+    left unpublished. Subclasses provide the three."""
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.finish()
+                self.publish()
+        finally:
+            self.discard()
+
+
+class ClipWriter(AllOrNothing):
     """Append episodes to a new clip file; the file appears under ``path`` only on success.
 
     Use as a context manager: an exception inside the block removes the partial file. A
@@ -253,19 +266,6 @@ class ClipWriter:
         finally:
             if self._raw is not None:
                 self._raw.close()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc_type is None:
-                self.finish()
-                self.publish()
-        finally:
-            self.discard()
 
 
 def open_clips(

@@ -19,6 +19,13 @@ def window_span(length: int, step: int = 1) -> int:
     return (length - 1) * step + 1
 
 
+def longest_window(episode_starts: np.ndarray, step: int = 1) -> int:
+    """The most frames a window taken every ``step`` frames holds inside the longest episode:
+    the largest ``length`` whose ``window_span`` fits it (0 without episodes)."""
+    longest = int(np.diff(episode_starts).max(initial=0))
+    return (longest - 1) // step + 1 if longest else 0
+
+
 def window_starts(
     episode_starts: np.ndarray, length: int, step: int = 1, mode: str = "all"
 ) -> np.ndarray:

@@ -9,6 +9,8 @@ from torch import nn
 class CopyLastFrame(nn.Module):
     """Predicts that nothing moves: every future frame is the last context frame."""
 
+    samples_unconditionally = False
+
     def rollout(
         self, frames: torch.Tensor, horizon: int, actions: torch.Tensor | None = None
     ) -> torch.Tensor:

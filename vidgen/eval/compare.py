@@ -1,11 +1,11 @@
 """Held-out evaluation of several predictors on the same windows, and its tables.
 
 Every predictor (trained task or baseline) answers the same call, ``rollout(context,
-horizon, actions)``, on the same ``unique`` windows, and is scored by the same
-``PerStepMetrics`` that training logs, so compare and training agree to the digit. Two
-protocols, named in every table: ``rollout`` (context in, horizon out, predictions fed
-back) and ``next_frame`` (each scored frame predicted from all true frames before it,
-PredNet's protocol). Every table gives MSE and MAE in two conventions and says which: per
+horizon, actions)``, on the same ``unique`` windows (``VideoDataModule.eval_windows``), and
+is scored by the same ``PerStepMetrics`` that training logs, so compare and training agree
+to the digit. Two protocols, named in every table: ``rollout`` (context in, horizon out,
+predictions fed back) and ``next_frame`` (each scored frame predicted from all true frames
+before it, PredNet's protocol). Every table gives MSE and MAE in two conventions and says which: per
 pixel (vidgen's) and summed per frame (OpenSTL's), so the numbers sit beside published ones.
 """
 
@@ -21,11 +21,9 @@ from rich.progress import track
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from vidgen.data.datamodule import VideoDataModule
 from vidgen.data.dataset import ClipDataset, collate_windows, to_model_batch
-from vidgen.data.store import open_clips
 from vidgen.errors import VidgenError
-from vidgen.eval.metrics import PerStepMetrics
+from vidgen.eval.metrics import PerStepMetrics, write_per_step_csv
 
 # {model name: {metric: [horizon] per-step means}}, as PerStepMetrics computes them.
 Results = dict[str, dict[str, torch.Tensor]]
@@ -57,35 +55,6 @@ CONVENTIONS = (
     "Frames in [0, 1]. Per pixel: the mean over a frame's C x H x W values; per frame (sum): "
     "their sum, as OpenSTL's tables; both then averaged over frames and clips."
 )
-
-
-def held_out_windows(
-    datamodule: VideoDataModule, split: str, context: int, horizon: int, full_truth: bool = True
-) -> ClipDataset:
-    """Non-overlapping windows of ``split``: context plus horizon frames, or, without
-    ``full_truth``, as much of the future as the longest episode holds (for rollouts
-    that run past the data)."""
-    if context < 1:
-        raise VidgenError(f"context must be at least 1 frame, got {context}.")
-    if horizon < 1:
-        raise VidgenError(f"horizon must be at least 1 frame, got {horizon}.")
-    datamodule.prepare_data()
-    path = datamodule.split_path(split)
-    with open_clips(path) as f:
-        starts = f["episode_starts"][()]
-    longest = (int((starts[1:] - starts[:-1]).max(initial=0)) - 1) // datamodule.step + 1
-    if context > longest:
-        raise VidgenError(
-            f"context={context} is longer than the clips: the longest episode in {path} "
-            f"has {longest} frames."
-        )
-    if full_truth and context + horizon > longest:
-        raise VidgenError(
-            f"context={context} plus horizon={horizon} needs clips of {context + horizon} "
-            f"frames; the longest episode in {path} has {longest}."
-        )
-    length = min(context + horizon, longest)
-    return ClipDataset(path, length, datamodule.step, mode="unique", in_memory=datamodule.in_memory)
 
 
 def pick_windows(
@@ -203,18 +172,15 @@ def evaluate(
 
 
 def write_metrics_csv(by_protocol: Mapping[str, Results], path: Path) -> Path:
-    """Long format ``protocol,model,metric,step,value`` with TABLE_METRICS names: step
-    1..horizon, then a ``mean`` row."""
-    rows = ["protocol,model,metric,step,value"]
-    for protocol, results in by_protocol.items():
-        for model, by_metric in results.items():
-            for name, key in TABLE_METRICS.items():
-                values = by_metric[key].tolist()
-                prefix = f"{protocol},{model},{name}"
-                rows += [f"{prefix},{step},{v:.10g}" for step, v in enumerate(values, 1)]
-                rows.append(f"{prefix},mean,{sum(values) / len(values):.10g}")
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    """``write_per_step_csv`` by protocol, under the TABLE_METRICS names."""
+    renamed = {
+        protocol: {
+            model: {name: by_metric[key] for name, key in TABLE_METRICS.items()}
+            for model, by_metric in results.items()
+        }
+        for protocol, results in by_protocol.items()
+    }
+    return write_per_step_csv(renamed, path, group="protocol")
 
 
 def summary(results: Results, baseline: str = "copy_last") -> list[dict[str, float | str]]:

@@ -104,18 +104,29 @@ class I3DEmbedding:
         return torch.cat(out)
 
 
+def clip_statistics(
+    clips: Tensor, embed: I3DEmbedding, protocol: FVDProtocol, name: str = "generated"
+) -> tuple[Tensor, Tensor]:
+    """Mean and covariance of the I3D embeddings of [N, T, 3, H, W] clips in [0, 1], cut to
+    ``protocol`` (which it checks; ``name`` says which clips fall short)."""
+    if protocol.clips < 2:
+        raise VidgenError(f"FVD needs at least 2 clips for a covariance, got {protocol.clips}.")
+    if len(clips) < protocol.clips or clips.shape[1] < protocol.frames:
+        raise VidgenError(
+            f"{protocol.describe()} needs {protocol.clips} {name} clips of at least "
+            f"{protocol.frames} frames, got {len(clips)} of {clips.shape[1]}."
+        )
+    return gaussian_statistics(embed(clips[: protocol.clips, : protocol.frames]))
+
+
 def fvd(
-    real: Tensor, generated: Tensor, embed: I3DEmbedding, protocol: FVDProtocol
+    real: Tensor | tuple[Tensor, Tensor],
+    generated: Tensor,
+    embed: I3DEmbedding,
+    protocol: FVDProtocol,
 ) -> dict[str, float | str]:
-    """FVD of [N, T, 3, H, W] clips in [0, 1] under ``protocol`` (which it checks)."""
-    for name, clips in (("real", real), ("generated", generated)):
-        if len(clips) < protocol.clips or clips.shape[1] < protocol.frames:
-            raise VidgenError(
-                f"{protocol.describe()} needs {protocol.clips} {name} clips of at least "
-                f"{protocol.frames} frames, got {len(clips)} of {clips.shape[1]}."
-            )
-    stats = [
-        gaussian_statistics(embed(clips[: protocol.clips, : protocol.frames]))
-        for clips in (real, generated)
-    ]
-    return {"fvd": frechet_distance(*stats[0], *stats[1]), "protocol": protocol.describe()}
+    """FVD of [N, T, 3, H, W] clips in [0, 1] under ``protocol`` (which it checks). ``real``
+    may instead be its ``clip_statistics``, so several generated sets embed it once."""
+    reference = real if isinstance(real, tuple) else clip_statistics(real, embed, protocol, "real")
+    stats = clip_statistics(generated, embed, protocol)
+    return {"fvd": frechet_distance(*reference, *stats), "protocol": protocol.describe()}

@@ -19,12 +19,7 @@ from vidgen.data.store import summarize
 from vidgen.errors import VidgenError
 from vidgen.eval.ball_scores import BallSpec, population_scores
 from vidgen.eval.compare import rollouts
-from vidgen.eval.fvd import (
-    FVDProtocol,
-    I3DEmbedding,
-    frechet_distance,
-    gaussian_statistics,
-)
+from vidgen.eval.fvd import FVDProtocol, I3DEmbedding, clip_statistics, fvd
 
 # {clips' name ("real" or a model): {score: value}}
 Scores = dict[str, dict[str, float]]
@@ -96,11 +91,10 @@ def generative_scores(
     if embed is not None:
         frames = min(fvd_frames, *(videos.shape[1] for videos in clips.values()))
         protocol = FVDProtocol(clips=len(clips["real"]), frames=frames)
-        reference = gaussian_statistics(embed(clips["real"][:, :frames]))
+        reference = clip_statistics(clips["real"], embed, protocol, "real")
         for name, videos in clips.items():
             if name != "real":
-                stats = gaussian_statistics(embed(videos[: protocol.clips, :frames]))
-                scores[name]["fvd"] = frechet_distance(*reference, *stats)
+                scores[name]["fvd"] = fvd(reference, videos, embed, protocol)["fvd"]
     return scores, None if protocol is None else protocol.describe()
 
 

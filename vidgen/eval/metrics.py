@@ -9,9 +9,13 @@ data_range 1, per frame, then averaged.
 Published tables often use another convention for MSE and MAE: summed over the C*H*W values
 of a frame, then averaged over frames and clips (OpenSTL, Tan et al. 2023,
 arXiv:2306.11249). ``PerStepMetrics`` reports both, under names that say which.
+``write_per_step_csv`` writes its results, as vidgen-train and vidgen-compare save them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import torch
 from torchmetrics import Metric
@@ -72,3 +76,22 @@ class PerStepMetrics(Metric):
         for name, per_pixel in FRAME_SUM_NAMES.items():
             means[name] = means[per_pixel] * self.values_per_frame
         return means
+
+
+# {group (a split or a protocol): {model: {metric: [horizon] per-step values}}}
+PerStepResults = Mapping[str, Mapping[str, Mapping[str, Iterable[float]]]]
+
+
+def write_per_step_csv(results: PerStepResults, path: Path, group: str) -> Path:
+    """Long format ``<group>,model,metric,step,value``: step 1..horizon (1 = the first
+    predicted frame), then a ``mean`` row over the steps."""
+    rows = [f"{group},model,metric,step,value"]
+    for name, by_model in results.items():
+        for model, by_metric in by_model.items():
+            for metric, per_step in by_metric.items():
+                values = [float(v) for v in per_step]
+                prefix = f"{name},{model},{metric}"
+                rows += [f"{prefix},{step},{v:.10g}" for step, v in enumerate(values, 1)]
+                rows.append(f"{prefix},mean,{sum(values) / len(values):.10g}")
+    path.write_text("\n".join(rows) + "\n")
+    return path

@@ -1,31 +1,24 @@
-"""Model registry: config names map to ``nn.Module`` classes."""
+"""The networks, re-exported by class name for configs (``_target_: vidgen.models.PredNet``).
 
+There is no registry: ``vidgen.loading`` accepts any nn.Module defined in a module of this
+package, so a new family is one new module here, a model config and an experiment config.
+"""
+
+from vidgen.models.action_conditioned import ActionConditionedConvLSTM
 from vidgen.models.billiards import (
     ConstantVelocity,
     FrameCentricPredictor,
     ObjectCentricPredictor,
 )
-from vidgen.models.cdna import ActionConditionedConvLSTM
 from vidgen.models.convlstm import ConvLSTMCell, hard_sigmoid
 from vidgen.models.prednet import PredNet
 from vidgen.models.vgan import FutureGenerator, VideoDiscriminator, VideoGenerator
-
-MODELS = {
-    "cdna": ActionConditionedConvLSTM,
-    "billiards_oc": ObjectCentricPredictor,
-    "billiards_fc": FrameCentricPredictor,
-    "constant_velocity": ConstantVelocity,
-    "prednet": PredNet,
-    "vgan": VideoGenerator,
-    "vgan_future": FutureGenerator,
-}
 
 __all__ = [
     "ActionConditionedConvLSTM",
     "ConstantVelocity",
     "FrameCentricPredictor",
     "ObjectCentricPredictor",
-    "MODELS",
     "ConvLSTMCell",
     "FutureGenerator",
     "PredNet",

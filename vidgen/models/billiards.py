@@ -21,6 +21,8 @@ the frame. Absent balls (NaN positions) get predictions that callers mask out.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -131,21 +133,22 @@ def glimpses(
 
 class RecurrentPredictor(nn.Module):
     """Shared trunk: AlexNet-style encoder of stacked crops -> concat forces -> 2-layer LSTM
-    -> ``outputs`` x ``horizon`` displacements. Subclasses choose the crops."""
+    -> ``outputs`` x ``horizon`` displacements. Subclasses choose the crops; these keywords
+    (and their defaults, the paper's) are every subclass's."""
 
     def __init__(
         self,
-        glimpse_size: int,
-        history: int,
         forces_in: int,
         outputs: int,
-        horizon: int,
-        width: float,
-        hidden: int,
-        arena: float,
-        force_scale: float,
-        displacement_scale: float,
-        pretrained: str | None,
+        glimpse_size: int = 128,
+        history: int = 4,
+        horizon: int = 20,
+        width: float = 1.0,
+        hidden: int = 512,
+        arena: float = 600.0,
+        force_scale: float = 1e4,
+        displacement_scale: float = 10.0,
+        pretrained: str | None = None,
     ) -> None:
         super().__init__()
         self.glimpse_size, self.history, self.horizon = glimpse_size, history, horizon
@@ -170,43 +173,27 @@ class RecurrentPredictor(nn.Module):
         n, t = crops.shape[:2]
         x = self.project(self.features(crops.flatten(0, 1))).view(n, t, -1)
         x = torch.cat([x, forces / self.force_scale], dim=-1)
-        y, state = self.lstm(x, state)
+        # The LSTM runs in fp32 under bf16 autocast: its state accumulates over the window,
+        # and oneDNN has no bf16 LSTM on CPUs without native bf16.
+        with torch.autocast(x.device.type, enabled=False):
+            y, state = self.lstm(x.float(), state)
         out = self.head(y).view(n, t, -1, self.horizon, 2) * self.displacement_scale
         return out, state
 
 
 class ObjectCentricPredictor(RecurrentPredictor):
-    """The paper's model: one glimpse stream per ball, shared weights."""
+    """The paper's model: one glimpse stream per ball, shared weights. ``trunk``: the
+    keywords of RecurrentPredictor after its first two."""
 
     def __init__(
         self,
-        glimpse_size: int = 128,
         glimpse_extent: float = 512.0,
-        history: int = 4,
-        horizon: int = 20,
-        width: float = 1.0,
-        hidden: int = 512,
-        arena: float = 600.0,
-        force_scale: float = 1e4,
-        displacement_scale: float = 10.0,
-        pretrained: str | None = None,
         glimpse_anchor: str = "current",
+        **trunk: Any,
     ) -> None:
         if glimpse_anchor not in GLIMPSE_ANCHORS:
             raise ValueError(f"glimpse_anchor must be per_frame or current, got {glimpse_anchor!r}")
-        super().__init__(
-            glimpse_size,
-            history,
-            2,
-            1,
-            horizon,
-            width,
-            hidden,
-            arena,
-            force_scale,
-            displacement_scale,
-            pretrained,
-        )
+        super().__init__(2, 1, **trunk)
         self.glimpse_extent = glimpse_extent
         # The default is the anchor of checkpoints saved before the option existed; the
         # paper's experiments set per_frame.
@@ -251,34 +238,11 @@ class ObjectCentricPredictor(RecurrentPredictor):
 
 
 class FrameCentricPredictor(RecurrentPredictor):
-    """The paper's FC baseline: the whole frame and every ball's force in, every ball out."""
+    """The paper's FC baseline: the whole frame and every ball's force in, every ball out.
+    ``trunk``: the keywords of RecurrentPredictor after its first two."""
 
-    def __init__(
-        self,
-        max_balls: int = 3,
-        glimpse_size: int = 128,
-        history: int = 4,
-        horizon: int = 20,
-        width: float = 1.0,
-        hidden: int = 512,
-        arena: float = 600.0,
-        force_scale: float = 1e4,
-        displacement_scale: float = 10.0,
-        pretrained: str | None = None,
-    ) -> None:
-        super().__init__(
-            glimpse_size,
-            history,
-            2 * max_balls,
-            max_balls,
-            horizon,
-            width,
-            hidden,
-            arena,
-            force_scale,
-            displacement_scale,
-            pretrained,
-        )
+    def __init__(self, max_balls: int = 3, **trunk: Any) -> None:
+        super().__init__(2 * max_balls, max_balls, **trunk)
         self.max_balls = max_balls
 
     def forward(

@@ -35,9 +35,9 @@ class PredNet(nn.Module):
     ``stack_sizes[l]`` is the channel count of A_l / Ahat_l (``stack_sizes[0]`` is the image
     channel count), ``r_stack_sizes[l]`` that of the ConvLSTM state R_l. E_l has
     ``2 * stack_sizes[l]`` channels (the positive and negative error halves).
-    ``channels_last`` keeps activations NHWC in memory: many times faster for small widths
-    on CPU, but NCHW was ~1.2x faster at the paper's widths on a 2-core CPU
-    (``benchmarks/prednet.py`` measures both).
+    ``channels_last`` keeps activations NHWC in memory; which layout is faster depends on
+    the widths and the device (``benchmarks/prednet.py`` measures both; figures in
+    docs/benchmarks.md).
     """
 
     def __init__(

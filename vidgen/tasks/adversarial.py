@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from vidgen.errors import VidgenError
 from vidgen.models.vgan import VideoParts
-from vidgen.tasks.base import OptimizerFactory
+from vidgen.tasks.base import CompiledNetworks, OptimizerFactory
 
 ADVERSARIAL_LOSSES = ("bce", "hinge")
 
@@ -77,25 +77,34 @@ def update_ema(ema: nn.Module, live: nn.Module, decay: float) -> None:
         averaged.copy_(buffer)
 
 
-class AdversarialTraining:
+class AdversarialTraining(CompiledNetworks):
     """The GAN half shared by both tasks; they provide ``generate`` and ``generator_penalty``
     and call ``init_adversarial`` after their module init. Expects ``self.optimizer_factory``.
+    ``compile`` compiles G and D (not the EMA copy, which only samples; nor D under R1).
     """
+
+    @property
+    def compiled_networks(self) -> tuple[str, ...]:
+        # R1 differentiates D's input gradient again: compiled graphs have no double backward.
+        return ("generator",) if self.r1_weight > 0 else ("generator", "discriminator")
 
     def init_adversarial(
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        discriminator_optimizer: OptimizerFactory | None,
-        adversarial_loss: str,
-        r1_weight: float,
-        ema_decay: float | None,
+        discriminator_optimizer: OptimizerFactory | None = None,
+        adversarial_loss: str = "bce",
+        r1_weight: float = 0.0,
+        ema_decay: float | None = None,
+        compile: bool = False,
     ) -> None:
+        """The networks and the stabilisers (module docstring); the defaults are the paper's."""
         if r1_weight < 0:
             raise VidgenError(f"r1_weight must be 0 (off) or positive, got {r1_weight}.")
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise VidgenError(f"ema_decay must be null (off) or in (0, 1), got {ema_decay}.")
         self.automatic_optimization = False
+        self.compile_networks = compile
         self.generator, self.discriminator = generator, discriminator
         self.discriminator_optimizer_factory = discriminator_optimizer
         self.adversarial_loss = _checked_kind(adversarial_loss)

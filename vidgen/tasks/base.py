@@ -1,9 +1,15 @@
-"""The base of every trainable predictor: the rollout contract, evaluation per future step
-against copy-last-frame, and optimizers built from Hydra partials.
-Learning-rate schedulers step once per optimizer step, so their milestones are in steps.
+"""The bases of the tasks: ``VidgenTask``, the root of every one (the model config kept in
+checkpoints, declared capabilities), and ``PredictorTask``, that of every trainable
+predictor: the rollout contract, evaluation per future step against copy-last-frame, and
+optimizers built from Hydra partials.
+
+Learning-rate schedulers step once per optimizer step: torch's count steps, ``RunFractionLR``
+follows the fraction of the planned run done.
 
 Subclasses implement ``rollout`` (and ``next_frames`` when their paper scores one-step
-predictions) plus ``training_step``; validation and test are shared.
+predictions) plus ``training_step``; validation and test are shared. Every task takes
+``compile`` (see ``CompiledNetworks``) and trains under ``trainer.precision=bf16-mixed``;
+evaluation metrics are computed in fp32 whatever the precision.
 """
 
 from __future__ import annotations
@@ -17,12 +23,51 @@ from torchmetrics import MeanMetric
 from vidgen import __version__
 from vidgen.errors import VidgenError
 from vidgen.eval import METRIC_NAMES, CopyLastFrame, PerStepMetrics
+from vidgen.tasks.schedules import RunFractionLR, check_bounded, run_progress
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
-class PredictorTask(pl.LightningModule):
+class CompiledNetworks:
+    """With ``compile_networks`` set, ``configure_model`` compiles the networks a task trains
+    (its attributes named in ``compiled_networks``) with ``nn.Module.compile``: in place, so
+    parameter names, and so checkpoints, are those of the eager model. Lightning calls the hook
+    at every fit, validate and test; each network is compiled once. Outside a Trainer (e.g.
+    ``vidgen.load``) nothing is compiled.
+    """
+
+    compiled_networks: tuple[str, ...] = ("net",)
+    compile_networks: bool = False
+
+    def configure_model(self) -> None:
+        if not self.compile_networks or getattr(self, "_networks_compiled", False):
+            return
+        for name in self.compiled_networks:
+            getattr(self, name).compile()
+        self._networks_compiled = True
+
+
+class VidgenTask(pl.LightningModule):
+    """The root of every vidgen task: the composed model config, which checkpoints store so
+    that they rebuild their model alone (``vidgen.loading``), and the capabilities commands
+    read instead of checking classes.
+
+    ``samples_unconditionally``: the task draws whole clips from noise with
+    ``sample(num, seed=None)`` (parts [num, T, C, H, W] in [0, 1]) and has no ``rollout``.
+    """
+
+    samples_unconditionally: bool = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict | None = None  # set by vidgen-train and vidgen.load
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["vidgen"] = {"model": self.config, "version": __version__}
+
+
+class PredictorTask(CompiledNetworks, VidgenTask):
     """Evaluates on windows: ``eval_context`` true frames in, the next ``eval_horizon`` out.
 
     With ``next_frame_eval`` every scored frame is predicted from all true frames before it
@@ -36,8 +81,10 @@ class PredictorTask(pl.LightningModule):
         eval_context: int = 1,
         eval_horizon: int = 9,
         next_frame_eval: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
+        self.compile_networks = compile
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.eval_context, self.eval_horizon = eval_context, eval_horizon
         self.next_frame_eval = next_frame_eval
@@ -57,8 +104,6 @@ class PredictorTask(pl.LightningModule):
             self.metrics[f"{stage}_loss"] = MeanMetric(nan_strategy=float("nan"))
         # {stage: {"model" | "copy_last": {metric: [value per future step]}}}, after evaluation.
         self.per_step_results: dict[str, dict[str, dict[str, list[float]]]] = {}
-        # The composed model config, stored in checkpoints so they rebuild their model alone.
-        self.config: dict | None = None
 
     def rollout(
         self, frames: torch.Tensor, horizon: int, actions: torch.Tensor | None = None
@@ -105,9 +150,12 @@ class PredictorTask(pl.LightningModule):
             conditioning = self.conditioning(batch, context + horizon)
             pred = self.rollout(frames[:, :context], horizon, **conditioning)
             copy_last = self.baseline.rollout(frames[:, :context], horizon)
-        self.metrics[f"{stage}_model"].update(pred, target)
-        self.metrics[f"{stage}_copy_last"].update(copy_last, target)
-        self.metrics[f"{stage}_loss"].update(self.loss(batch), weight=len(frames))
+        loss = self.loss(batch)
+        # Autocast off (bf16-mixed): the metrics, SSIM's convolutions included, in fp32.
+        with torch.autocast(frames.device.type, enabled=False):
+            self.metrics[f"{stage}_model"].update(pred, target)
+            self.metrics[f"{stage}_copy_last"].update(copy_last, target)
+            self.metrics[f"{stage}_loss"].update(loss, weight=len(frames))
 
     def _log_metrics(self, stage: str) -> None:
         # compute() already reduced over ranks: log as is, without a second mean.
@@ -142,11 +190,16 @@ class PredictorTask(pl.LightningModule):
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer=optimizer)
+        if isinstance(scheduler, RunFractionLR):
+            scheduler.bind(lambda: run_progress(self.trainer))
         return {
             "optimizer": optimizer,
-            # Every schedule counts optimizer steps, the same on any number of devices.
+            # Every schedule steps per optimizer step, and the step count and the run's
+            # fraction done are the same on any number of devices.
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["vidgen"] = {"model": self.config, "version": __version__}
+    def on_fit_start(self) -> None:
+        # After configure_optimizers, with the run's limits parsed: refuse an unbounded run.
+        if isinstance(self.lr_schedulers(), RunFractionLR):
+            check_bounded(self.trainer)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
-from torch.utils.data import default_collate
 from torchvision.utils import save_image
 
-from vidgen.data.dataset import to_model_batch
 from vidgen.errors import VidgenError
+from vidgen.tasks.media import media_folder, tensorboards
 from vidgen.viz.grid import rollout_grid
 
 
@@ -26,15 +23,13 @@ class RolloutStrip(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
-        # log_dir is broadcast from rank 0: every rank must ask for it, or DDP hangs.
-        out = Path(trainer.log_dir or trainer.default_root_dir) / "rollouts"
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        out = media_folder(trainer, "rollouts")  # every rank asks: the folder is broadcast
+        if out is None:
             return
         if (epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
             return
         dataset = trainer.datamodule.dataset("val")
-        items = [dataset[i] for i in range(min(self.clips, len(dataset)))]
-        batch = to_model_batch(default_collate(items))
+        batch = dataset.batch(range(min(self.clips, len(dataset))))
         batch = {k: v.to(pl_module.device) for k, v in batch.items()}
         frames = batch["frames"]
         context = self.context or frames.shape[1] // 2
@@ -45,9 +40,8 @@ class RolloutStrip(pl.Callback):
         grid = rollout_grid(frames, predictions)
         out.mkdir(parents=True, exist_ok=True)
         save_image(grid, out / f"epoch_{epoch:03d}.png")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/rollout", grid, trainer.global_step)
+        for writer in tensorboards(trainer):
+            writer.add_image("val/rollout", grid, trainer.global_step)
 
 
 class TrainingDiverged(VidgenError):

@@ -18,7 +18,7 @@ import torch.distributed as dist
 
 from vidgen.errors import VidgenError
 from vidgen.eval import METRIC_NAMES, PerStepMetrics
-from vidgen.models.cdna import ActionConditionedConvLSTM
+from vidgen.models.action_conditioned import ActionConditionedConvLSTM
 from vidgen.tasks.base import OptimizerFactory, PredictorTask, SchedulerFactory
 
 
@@ -49,8 +49,11 @@ class ActionConditionedTask(PredictorTask):
         state_loss_weight: float = 1e-4,
         eval_context: int = 2,
         eval_horizon: int = 8,
+        compile: bool = False,
     ) -> None:
-        super().__init__(optimizer, scheduler, eval_context, eval_horizon, next_frame_eval=False)
+        super().__init__(
+            optimizer, scheduler, eval_context, eval_horizon, next_frame_eval=False, compile=compile
+        )
         self.net = net(head=head)
         self.context_frames, self.schedsamp_k = context_frames, schedsamp_k
         self.state_loss_weight = state_loss_weight

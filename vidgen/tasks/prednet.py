@@ -28,8 +28,11 @@ class PredNetTask(PredictorTask):
         eval_context: int = 1,
         eval_horizon: int = 9,
         next_frame_eval: bool = True,
+        compile: bool = False,
     ) -> None:
-        super().__init__(optimizer, scheduler, eval_context, eval_horizon, next_frame_eval)
+        super().__init__(
+            optimizer, scheduler, eval_context, eval_horizon, next_frame_eval, compile=compile
+        )
         if len(layer_loss_weights) != net.num_layers:
             raise ValueError(
                 f"layer_loss_weights has {len(layer_loss_weights)} entries; "
@@ -37,7 +40,9 @@ class PredNetTask(PredictorTask):
             )
         self.net = net
         self.extrap_start_time = extrap_start_time
-        self.register_buffer("layer_weights", torch.tensor(layer_loss_weights), persistent=False)
+        self.register_buffer(
+            "layer_weights", torch.tensor(layer_loss_weights, dtype=torch.float32), persistent=False
+        )
 
     def check_frame_shape(self, shape: tuple[int, int, int]) -> None:
         channels, height, width = shape

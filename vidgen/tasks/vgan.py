@@ -5,26 +5,23 @@ optional stabilisers): Adam 2e-4 / beta1 0.5 for each network, with its own stat
 unconditional generator adds 0.1 x the mean of the mask (``nn.L1Penalty(0.1,
 sizeAverage=true)``); the future generator adds 10 x the L1 between its first frame and the
 input frame and, like ``main_conditional.lua``, no mask penalty by default. With
-``ema_decay`` set, sampling, evaluation and rollouts use the averaged generator.
+``ema_decay`` set, sampling, evaluation and rollouts use the averaged generator. The
+``num_samples`` clips shown during training (with their foreground, background and mask) are
+written by the ``vidgen.tasks.media.GeneratedParts`` callback (``callbacks=gan``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
-from torchvision.utils import make_grid, save_image
 
-from vidgen import __version__
 from vidgen.models.vgan import FutureGenerator, VideoDiscriminator, VideoGenerator, VideoParts
 from vidgen.tasks.adversarial import AdversarialTraining
-from vidgen.tasks.base import OptimizerFactory, PredictorTask
-from vidgen.viz.video import write_mp4
+from vidgen.tasks.base import OptimizerFactory, PredictorTask, VidgenTask
 
 
 def to_unit(parts: VideoParts) -> VideoParts:
@@ -32,43 +29,15 @@ def to_unit(parts: VideoParts) -> VideoParts:
     return VideoParts(*((x + 1) / 2 for x in parts[:3]), parts.mask)
 
 
-def parts_video(parts: VideoParts) -> Tensor:
-    """[0, 1] parts, each [B, T, C, H, W] -> one video [T, 3, 4H, BW]: clips side by side;
-    video, foreground, background and mask top to bottom."""
-    rows = [
-        torch.cat(part.detach().float().clamp(0, 1).expand(-1, -1, 3, -1, -1).unbind(0), dim=-1)
-        for part in parts
-    ]
-    return torch.cat(rows, dim=-2).cpu()
-
-
-def log_parts(trainer: pl.Trainer, parts: VideoParts) -> None:
-    """Save [0, 1] parts as image strips (one row per clip) and TensorBoard videos."""
-    if trainer.sanity_checking:
-        return
-    folder = trainer.log_dir or trainer.default_root_dir  # a broadcast: every rank asks
-    if not trainer.is_global_zero:
-        return
-    out = Path(folder) / "samples"
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"epoch_{trainer.current_epoch:03d}"
-    for name, video in parts._asdict().items():
-        video = video.detach().float().clamp(0, 1).expand(-1, -1, 3, -1, -1).cpu()
-        grid = make_grid(video.flatten(0, 1), nrow=video.shape[1], padding=1)
-        save_image(grid, out / f"{stem}_{name}.png")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_video(f"samples/{name}", video, trainer.global_step)
-    fps = getattr(trainer.datamodule, "fps", None) or 10.0
-    write_mp4(parts_video(parts), out / f"{stem}.mp4", fps, upscale=2)
-
-
-class VGANTask(AdversarialTraining, pl.LightningModule):
+class VGANTask(AdversarialTraining, VidgenTask):
     """Unconditional video generation from z ~ N(0, I).
 
     Validation and test report how the discriminator sees held-out real clips and fresh
-    samples (``d_real``, ``d_fake``: mean probability of "real").
+    samples (``d_real``, ``d_fake``: mean probability of "real"). ``adversarial``: the
+    stabiliser keywords of ``AdversarialTraining.init_adversarial``.
     """
+
+    samples_unconditionally = True
 
     def __init__(
         self,
@@ -77,24 +46,13 @@ class VGANTask(AdversarialTraining, pl.LightningModule):
         optimizer: OptimizerFactory,
         mask_penalty: float = 0.1,
         num_samples: int = 8,
-        discriminator_optimizer: OptimizerFactory | None = None,
-        adversarial_loss: str = "bce",
-        r1_weight: float = 0.0,
-        ema_decay: float | None = None,
+        **adversarial: Any,
     ) -> None:
         super().__init__()
-        self.init_adversarial(
-            generator,
-            discriminator,
-            discriminator_optimizer,
-            adversarial_loss,
-            r1_weight,
-            ema_decay,
-        )
+        self.init_adversarial(generator, discriminator, **adversarial)
         self.optimizer_factory = optimizer
         self.mask_penalty, self.num_samples = mask_penalty, num_samples
         self.per_step_results: dict = {}  # none: nothing here is a per-step prediction
-        self.config: dict | None = None
         # D's mean belief per stage, as sums and counts reduced over ranks: exact under DDP.
         self.discriminator_beliefs = torch.nn.ModuleDict(
             {
@@ -133,18 +91,12 @@ class VGANTask(AdversarialTraining, pl.LightningModule):
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
-    def on_validation_epoch_end(self) -> None:
-        log_parts(self.trainer, self.sample(self.num_samples, seed=0))
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["vidgen"] = {"model": self.config, "version": __version__}
-
 
 class VGANFutureTask(AdversarialTraining, PredictorTask):
     """Future generation from one frame; a predictor, evaluated against copy-last-frame.
 
     ``rollout`` continues past the generator's length by conditioning the next generation on
-    the last generated frame.
+    the last generated frame. ``adversarial``: as VGANTask's.
     """
 
     def __init__(
@@ -156,24 +108,13 @@ class VGANFutureTask(AdversarialTraining, PredictorTask):
         mask_penalty: float = 0.0,
         eval_horizon: int | None = None,
         num_samples: int = 8,
-        discriminator_optimizer: OptimizerFactory | None = None,
-        adversarial_loss: str = "bce",
-        r1_weight: float = 0.0,
-        ema_decay: float | None = None,
+        **adversarial: Any,
     ) -> None:
         horizon = generator.frames - 1 if eval_horizon is None else eval_horizon
         super().__init__(optimizer, None, eval_context=1, eval_horizon=horizon)
-        self.init_adversarial(
-            generator,
-            discriminator,
-            discriminator_optimizer,
-            adversarial_loss,
-            r1_weight,
-            ema_decay,
-        )
+        self.init_adversarial(generator, discriminator, **adversarial)
         self.first_frame_weight, self.mask_penalty = first_frame_weight, mask_penalty
         self.num_samples = num_samples
-        self._sample_inputs: Tensor | None = None
 
     def generate(self, real: Tensor, generator: nn.Module) -> VideoParts:
         return generator(real[:, 0])
@@ -203,13 +144,3 @@ class VGANFutureTask(AdversarialTraining, PredictorTask):
             made += video.shape[1] - 1
             image = video[:, -1]
         return (torch.cat(chunks, dim=1)[:, :horizon] + 1) / 2
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        if batch_idx == 0:
-            self._sample_inputs = batch["frames"][: self.num_samples, 0]
-        super().validation_step(batch, batch_idx)
-
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        if self._sample_inputs is not None:
-            log_parts(self.trainer, self.separate(self._sample_inputs))
