@@ -21,10 +21,12 @@ import io
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import uuid
-from collections.abc import Mapping
-from contextlib import suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,13 +48,34 @@ def _code_version() -> str:
     return __version__
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while HDF5 runs. HDF5 calls back into Python to write, and
+    an exception a signal handler raises inside such a callback is swallowed (h5py prints
+    it as unraisable), so the run would go on; a signal that arrives is re-sent once HDF5
+    has returned, to the handler that was in place."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run only in the main thread
+        return
+    arrived: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(s, lambda signum, _: arrived.append(signum)) for s in held]
+    try:
+        yield
+    finally:
+        for s, handler in zip(held, previous, strict=True):
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        if arrived:
+            signal.raise_signal(arrived[0])
+
+
 class _GuardedFile(io.FileIO):
     """The file HDF5 writes through. HDF5 cannot recover from a failed write (a full disk
-    ends in hundreds of tracebacks and a segfault at close), so a failure, or an interrupt
-    arriving during a write, is kept here instead, later writes are dropped, and the
-    writer raises it once HDF5 has returned; the file is then discarded."""
+    ends in hundreds of tracebacks and a segfault at close), so a failure is kept here
+    instead, later writes are dropped, and the writer raises it once HDF5 has returned;
+    the file is then discarded. Signals are held meanwhile (``_signals_held``)."""
 
-    failure: BaseException | None = None
+    failure: Exception | None = None
 
     def write(self, data: bytes) -> int:
         view = memoryview(data).cast("B")
@@ -61,7 +84,7 @@ class _GuardedFile(io.FileIO):
                 done = 0
                 while done < len(view):
                     done += super().write(view[done:])
-            except BaseException as err:  # re-raised by ClipWriter
+            except Exception as err:  # re-raised by ClipWriter
                 self.failure = err
         return len(view)
 
@@ -69,7 +92,7 @@ class _GuardedFile(io.FileIO):
         if self.failure is None:
             try:
                 return super().truncate(size)
-            except BaseException as err:  # re-raised by ClipWriter
+            except Exception as err:  # re-raised by ClipWriter
                 self.failure = err
         return size or 0
 
@@ -131,7 +154,8 @@ class ClipWriter(AllOrNothing):
             raise VidgenError(
                 f"cannot write {self.path}: {err.strerror}; choose a writable folder."
             ) from None
-        self._file = h5py.File(self._raw, "w")
+        with _signals_held():
+            self._file = h5py.File(self._raw, "w")
         return self
 
     def add_episode(
@@ -167,7 +191,8 @@ class ClipWriter(AllOrNothing):
                     f"episode {name!r}: {key} has {len(value)} rows but there are {n} frames."
                 )
             try:
-                self._append(key, value)
+                with _signals_held():
+                    self._append(key, value)
             finally:  # HDF5's own error after a dropped write is a consequence: name the cause
                 self._raise_write_failure()
         self.starts.append(self.starts[-1] + n)
@@ -212,7 +237,7 @@ class ClipWriter(AllOrNothing):
             ) from None
         if isinstance(failure, OSError):
             raise VidgenError(f"cannot write {self.path}: {failure.strerror}.") from None
-        raise failure  # an interrupt that arrived during a write
+        raise failure
 
     def finish(self) -> None:
         """Complete the file under its temporary name (``publish`` moves it into place)."""
@@ -221,28 +246,29 @@ class ClipWriter(AllOrNothing):
             raise RuntimeError("ClipWriter.finish called outside its `with` block")
         if not self.names:
             raise VidgenError(f"no episodes were written to {self.path}.")
-        for key in PER_FRAME_KEYS:
-            if key in f and f[key].shape[0] != self.starts[-1]:
-                raise VidgenError(f"{key} must be given for every episode or for none.")
         try:
-            f.create_dataset("episode_starts", data=np.asarray(self.starts, dtype=np.int64))
-            f.create_dataset("episode_names", data=self.names, dtype=h5py.string_dtype("utf-8"))
-            f.attrs.update(
-                {
-                    "format": FORMAT_NAME,
-                    "format_version": FORMAT_VERSION,
-                    "fps": self.fps,
-                    "source": self.source,
-                    "channel_order": "RGB",
-                    "command": " ".join(sys.argv),
-                    "vidgen_version": _code_version(),
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "dataset_id": self.dataset_id,
-                }
-            )
-            for key, value in self.attrs.items():
-                f.attrs[key] = value
-            self._close()
+            with _signals_held():
+                for key in PER_FRAME_KEYS:
+                    if key in f and f[key].shape[0] != self.starts[-1]:
+                        raise VidgenError(f"{key} must be given for every episode or for none.")
+                f.create_dataset("episode_starts", data=np.asarray(self.starts, dtype=np.int64))
+                f.create_dataset("episode_names", data=self.names, dtype=h5py.string_dtype("utf-8"))
+                f.attrs.update(
+                    {
+                        "format": FORMAT_NAME,
+                        "format_version": FORMAT_VERSION,
+                        "fps": self.fps,
+                        "source": self.source,
+                        "channel_order": "RGB",
+                        "command": " ".join(sys.argv),
+                        "vidgen_version": _code_version(),
+                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        "dataset_id": self.dataset_id,
+                    }
+                )
+                for key, value in self.attrs.items():
+                    f.attrs[key] = value
+                self._close()
         finally:
             self._raise_write_failure()
 
@@ -262,7 +288,8 @@ class ClipWriter(AllOrNothing):
         f, self._file = self._file, None
         try:
             if f is not None:
-                f.close()
+                with _signals_held():
+                    f.close()
         finally:
             if self._raw is not None:
                 self._raw.close()
