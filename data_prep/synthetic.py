@@ -8,7 +8,7 @@ import inspect
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -131,7 +131,7 @@ def world_config(world: str, options: Mapping[str, object]) -> object:
         try:
             if isinstance(value, str) and annotation in _PARSERS:
                 value = _parse_option(value, annotation)
-            elif isinstance(value, (list, tuple)):
+            elif isinstance(value, Sequence):  # a list, tuple or Hydra ListConfig
                 value = tuple(value)
         except ValueError:
             raise VidgenError(f"option {name}={value!r} is not a valid {annotation}.") from None

@@ -12,13 +12,14 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import ListConfig
 from torch.utils.data import DataLoader
 
 from conftest import compose_train, experiments_of, trained_checkpoint
 from test_vgan import EXPERIMENTS as GAN_EXPERIMENTS
 from test_vgan import SMALL as SMALL_GAN
 from vidgen.cli.train import CONFIG_DIR, data_folder_overrides, train
-from vidgen.data import ClipDataset
+from vidgen.data import ClipDataset, summarize
 from vidgen.errors import VidgenError
 from vidgen.eval import FRAME_SUM_NAMES, METRIC_NAMES
 
@@ -204,3 +205,20 @@ def test_slurm_launcher_leaves_requeueing_to_lightning(tmp_path):
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.max_num_timeout == 0 and launcher.additional_parameters.signal == "SIGUSR1@90"
     assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices
+
+
+@pytest.mark.parametrize(
+    "data",
+    sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml") if "generate:" in p.read_text()),
+)
+def test_every_generating_data_config_renders_its_world(data, tmp_path):
+    """The composed ``generate`` partial (options arrive as Hydra containers) renders a tiny
+    dataset whose recorded world config is the configured one."""
+    cfg = compose_train([f"data={data}"], tmp_path)
+    generate = hydra.utils.instantiate(cfg.data.generate)
+    generate(out=tmp_path / "data", episodes=3, frames=2, size=16)
+    world = summarize(tmp_path / "data" / "train.h5")["world"]
+    assert world["name"] == cfg.data.generate.world
+    for option, value in cfg.data.generate.get("options", {}).items():
+        configured = list(value) if isinstance(value, ListConfig) else value
+        assert world["config"][option] == configured
