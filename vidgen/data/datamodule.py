@@ -34,6 +34,7 @@ from vidgen.data.dataset import (
     collate_windows,
     to_model_batch,
 )
+from vidgen.data.prefetch import PrefetchingLoader
 from vidgen.data.samplers import EpochSampler, ShardSampler
 from vidgen.data.store import open_clips
 from vidgen.data.windows import longest_window
@@ -202,9 +203,10 @@ class VideoDataModule(pl.LightningDataModule):
             return int(self.num_workers)
         return min(4, os.cpu_count() or 1) if dataset.compressed else 0
 
-    def _loader(self, split: str) -> DataLoader:
+    def _loader(self, split: str) -> DataLoader | PrefetchingLoader:
         """Batches of this rank: the global batch / W for training, the eval batch / W
-        (rounded up) for evaluation, where the last batch of a rank may be short."""
+        (rounded up) for evaluation, where the last batch of a rank may be short. Without
+        worker processes a thread reads ahead (``vidgen.data.prefetch``)."""
         dataset = self.dataset(split)
         world, rank = self.ranks()
         workers = self.workers(dataset)
@@ -225,7 +227,7 @@ class VideoDataModule(pl.LightningDataModule):
                     f"for {world} processes; evaluate on at most {len(dataset)} devices."
                 )
             sampler = ShardSampler(dataset, world, rank)
-        return DataLoader(
+        loader = DataLoader(
             dataset,
             batch_size=self.batch_size // world if train else -(-self.eval_batch_size // world),
             sampler=sampler,
@@ -235,14 +237,15 @@ class VideoDataModule(pl.LightningDataModule):
             drop_last=train,
             collate_fn=collate_windows,
         )
+        return loader if workers else PrefetchingLoader(loader)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | PrefetchingLoader:
         return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | PrefetchingLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | PrefetchingLoader:
         return self._loader("test")
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
