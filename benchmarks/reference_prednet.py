@@ -31,7 +31,7 @@ def reference_prednet(model: PredNet, frames: torch.Tensor) -> tuple[torch.Tenso
             conv, k = model.cells[i].conv, model.r_stack_sizes[i]
             z = [
                 F.conv2d(
-                    inp, conv.weight[g * k : (g + 1) * k], conv.bias[g * k : (g + 1) * k], 1, 1
+                    inp, conv.weight[g * k : (g + 1) * k], conv.bias[g * k : (g + 1) * k], 1, "same"
                 )
                 for g in range(4)
             ]

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from benchmarks.reference_prednet import reference_prednet
 from vidgen.models import ConvLSTMCell, PredNet, hard_sigmoid
+from vidgen.models.prednet import conv3x3_of_upsampled
 
 PAPER_STACK = (3, 48, 96, 192)
 SMALL_STACK = (3, 4, 8)
@@ -243,16 +244,32 @@ def test_one_layer_toy_matches_hand_computation():
     torch.testing.assert_close(errors[0, :, 0], torch.stack(expected_errors), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_multilayer_matches_reference(channels_last):
+@pytest.mark.parametrize(("channels_last", "r_filt_size"), [(True, 3), (False, 3), (True, 5)])
+def test_multilayer_matches_reference(channels_last, r_filt_size):
+    """The reference computes each gate by its own conv over concat[R, E, Up(R above)]."""
     torch.manual_seed(0)
-    model = PredNet((2, 3, 4), r_stack_sizes=(4, 5, 3), channels_last=channels_last)
+    model = PredNet(
+        (2, 3, 4), r_stack_sizes=(4, 5, 3), r_filt_size=r_filt_size, channels_last=channels_last
+    )
     model = _randomize_biases(model.double(), seed=4)
     frames = _frames(2, 4, 2, 8, 12)
     preds, errors = model(frames)
     ref_preds, ref_errors = reference_prednet(model, frames)
     torch.testing.assert_close(preds, ref_preds, rtol=0, atol=1e-10)
     torch.testing.assert_close(errors, ref_errors, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (3, 5), (4, 4)])
+def test_conv_of_upsampled_equals_conv_after_upsampling(h, w, channels_last):
+    gen = torch.Generator().manual_seed(h * w)
+    x = torch.randn(2, 3, h, w, generator=gen, dtype=torch.float64)
+    weight = torch.randn(5, 3, 3, 3, generator=gen, dtype=torch.float64)
+    expected = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), weight, padding=1)
+    folded = conv3x3_of_upsampled(x, weight, channels_last)
+    torch.testing.assert_close(folded, expected, rtol=0, atol=1e-12)
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    assert folded.is_contiguous(memory_format=memory)
 
 
 # --- PredNet: alignment and extrapolation ----------------------------------------------------

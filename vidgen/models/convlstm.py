@@ -111,7 +111,12 @@ class ConvLSTMCell(nn.Module):
         h_prev, c_prev = state
         if self.recurrent_input:
             x = torch.cat((x, h_prev), dim=1)
-        gates = self.gate_norm(self.conv(x))  # [B, 4*hidden, H, W]
+        return self.update(self.conv(x), c_prev)
+
+    def update(self, gates: Tensor, c_prev: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The LSTM update from the conv's output ``gates`` ``[B, 4*hidden, H, W]`` (for a
+        caller that computes the conv its own way) and the previous cell state."""
+        gates = self.gate_norm(gates)
         i, f, o, g = gates.chunk(4, dim=1)
         if self.forget_bias:
             f = f + self.forget_bias

@@ -29,6 +29,35 @@ def _glorot_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Co
     return conv
 
 
+def conv3x3_of_upsampled(x: Tensor, weight: Tensor, channels_last: bool) -> Tensor:
+    """``conv2d(upsample_nearest_x2(x), weight, padding=1)`` for a 3x3 ``weight``, from
+    convolutions of ``x`` itself at 16/36 of the multiply-adds.
+
+    Output pixel (2i + a, 2j + b) sees only 2x2 distinct pixels of ``x``: its 3x3 window
+    over the upsampled image covers rows i-1, i of ``x`` for a = 0 (kernel rows 0 | 1+2) and
+    rows i, i+1 for a = 1 (rows 0+1 | 2), and likewise columns. One conv with the four
+    folded 2x2 kernels on ``x`` padded by one gives every phase (a, b) at offset (a, b).
+    ``x``: ``[B, C, h, w]``; returns ``[B, O, 2h, 2w]``, channels-last in memory if asked.
+    """
+    batch, _, h, w = x.shape
+    out = weight.shape[0]
+    fold = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # [a, tap, row]
+    kernels = torch.einsum("aik,ockl,bjl->abocij", fold, weight, fold).reshape(4 * out, -1, 2, 2)
+    phases = F.conv2d(x, kernels, padding=1).unflatten(1, (2, 2, out))  # [B, 2, 2, O, h+1, w+1]
+    if channels_last:  # assemble [B, h, a, w, b, O]: NHWC memory once reshaped
+        rows = [
+            torch.stack(
+                [phases[:, a, b, :, a : a + h, b : b + w].permute(0, 2, 3, 1) for b in (0, 1)], 3
+            )
+            for a in (0, 1)
+        ]  # each [B, h, w, 2, O]
+        return torch.stack(rows, 2).reshape(batch, 2 * h, 2 * w, out).permute(0, 3, 1, 2)
+    rows = [
+        torch.stack([phases[:, a, b, :, a : a + h, b : b + w] for b in (0, 1)], -1) for a in (0, 1)
+    ]  # each [B, O, h, w, 2]
+    return torch.stack(rows, 3).reshape(batch, out, 2 * h, 2 * w)
+
+
 class PredNet(nn.Module):
     """Stack of predictive-coding layers; layer 0's Ahat is the next-frame prediction.
 
@@ -77,6 +106,12 @@ class PredNet(nn.Module):
             _glorot_conv(2 * s[i], s[i + 1], a_filt_size) for i in range(n - 1)
         )
 
+    def _top_down(self, r_above: Tensor, weight: Tensor) -> Tensor:
+        """The conv of Up(R_{i+1}) within layer i's gates, folded when the kernel is 3x3."""
+        if weight.shape[-1] == 3:
+            return conv3x3_of_upsampled(r_above, weight, self.channels_last)
+        return F.conv2d(F.interpolate(r_above, scale_factor=2), weight, padding="same")
+
     def forward(
         self, frames: Tensor, extrap_start_time: int | None = None, future_steps: int = 0
     ) -> tuple[Tensor, Tensor]:
@@ -123,16 +158,21 @@ class PredNet(nn.Module):
             # Keras extrapolation: the previous prediction stands in for the current frame.
             a = frames[:, t] if t < observed else predictions[-1]  # [B, C, H, W]
 
-            # Top-down: layer i sees the already-updated R_{i+1}(t) of this step.
-            r_up: Tensor | None = None
+            # Top-down: layer i sees the already-updated R_{i+1}(t) of this step. Its conv
+            # over concat[R_i, E_i, Up(R_{i+1})] is split: R_i and E_i by a plain conv (at
+            # t = 0 both are zero: the bias alone), R_{i+1} folded (conv3x3_of_upsampled).
             for i in reversed(range(self.num_layers)):
-                parts = [r_states[i], e_states[i]]
-                if r_up is not None:
-                    parts.append(r_up)
-                x = torch.cat(parts, dim=1)  # [B, R_i + 2*C_i (+ R_{i+1}), H_i, W_i]
-                r_states[i], (_, c_states[i]) = self.cells[i](x, (r_states[i], c_states[i]))
-                if i > 0:
-                    r_up = F.interpolate(r_states[i], scale_factor=2, mode="nearest")
+                cell = self.cells[i]
+                own = self.r_stack_sizes[i] + 2 * self.stack_sizes[i]
+                weight, bias = cell.conv.weight, cell.conv.bias
+                if t == 0:
+                    gates = bias.view(1, -1, 1, 1).expand(batch, -1, height >> i, width >> i)
+                else:
+                    x = torch.cat((r_states[i], e_states[i]), dim=1)  # [B, R_i + 2*C_i, H_i, W_i]
+                    gates = F.conv2d(x, weight[:, :own], bias, padding="same")
+                if i < self.num_layers - 1:
+                    gates = gates + self._top_down(r_states[i + 1], weight[:, own:])
+                r_states[i], (_, c_states[i]) = cell.update(gates, c_states[i])
 
             # Bottom-up: predictions, errors, and the next layer's target A_{i+1}.
             for i in range(self.num_layers):
