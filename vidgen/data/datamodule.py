@@ -34,7 +34,7 @@ from vidgen.data.dataset import (
     collate_windows,
     to_model_batch,
 )
-from vidgen.data.prefetch import PrefetchingLoader
+from vidgen.data.prefetch import ReadAheadLoader
 from vidgen.data.samplers import EpochSampler, ShardSampler
 from vidgen.data.store import open_clips
 from vidgen.data.windows import longest_window
@@ -203,7 +203,7 @@ class VideoDataModule(pl.LightningDataModule):
             return int(self.num_workers)
         return min(4, os.cpu_count() or 1) if dataset.compressed else 0
 
-    def _loader(self, split: str) -> DataLoader | PrefetchingLoader:
+    def _loader(self, split: str) -> DataLoader:
         """Batches of this rank: the global batch / W for training, the eval batch / W
         (rounded up) for evaluation, where the last batch of a rank may be short. Without
         worker processes a thread reads ahead (``vidgen.data.prefetch``)."""
@@ -227,7 +227,7 @@ class VideoDataModule(pl.LightningDataModule):
                     f"for {world} processes; evaluate on at most {len(dataset)} devices."
                 )
             sampler = ShardSampler(dataset, world, rank)
-        loader = DataLoader(
+        return ReadAheadLoader(
             dataset,
             batch_size=self.batch_size // world if train else -(-self.eval_batch_size // world),
             sampler=sampler,
@@ -237,15 +237,14 @@ class VideoDataModule(pl.LightningDataModule):
             drop_last=train,
             collate_fn=collate_windows,
         )
-        return loader if workers else PrefetchingLoader(loader)
 
-    def train_dataloader(self) -> DataLoader | PrefetchingLoader:
+    def train_dataloader(self) -> DataLoader:
         return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader | PrefetchingLoader:
+    def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader | PrefetchingLoader:
+    def test_dataloader(self) -> DataLoader:
         return self._loader("test")
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:

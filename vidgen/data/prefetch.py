@@ -23,52 +23,60 @@ class _Failure:
         self.error = error
 
 
-class PrefetchingLoader:
-    """Iterates ``loader`` up to ``depth`` batches ahead in a thread. Everything else
-    (``len``, ``sampler`` for Lightning's ``set_epoch``, ``batch_size``, ``dataset``) is the
-    loader's own. An error while reading is raised where the batch would have arrived."""
+class ReadAheadLoader(DataLoader):
+    """A DataLoader, without worker processes, whose iteration reads up to ``read_ahead``
+    batches ahead in a thread. It stays a DataLoader (Lightning rebuilds loaders from their
+    arguments, e.g. for ``overfit_batches``); only iteration differs. An error while reading
+    is raised where its batch would have arrived."""
 
-    def __init__(self, loader: DataLoader, depth: int = 2) -> None:
-        self.loader, self.depth = loader, depth
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "loader":  # not set yet (e.g. while unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.loader, name)
+    read_ahead = 2
 
     def __iter__(self) -> Iterator[Any]:
-        ready: queue.Queue = queue.Queue(self.depth)
-        stop = threading.Event()
+        if self.num_workers:
+            return super().__iter__()
+        return read_ahead(super().__iter__(), self.read_ahead)
 
-        def offer(item: object) -> bool:
-            """Put ``item`` unless the consumer has gone; False once it has."""
-            while not stop.is_set():
-                try:
-                    ready.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
 
-        def read() -> None:
+def read_ahead(batches: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``batches``, produced by a thread up to ``depth`` items ahead of the consumer."""
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        """Put ``item`` unless the consumer has gone; False once it has."""
+        while not stop.is_set():
             try:
-                for batch in self.loader:
-                    if not offer(batch):
-                        return
-                offer(_END)
-            except BaseException as err:  # handed to the consumer, raised there
-                offer(_Failure(err))
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-        reader = threading.Thread(target=read, name="vidgen-prefetch", daemon=True)
-        reader.start()
+    def read() -> None:
         try:
-            while (item := ready.get()) is not _END:
-                if isinstance(item, _Failure):
-                    raise item.error
-                yield item
-        finally:  # also when the consumer stops early (max_steps, an error)
-            stop.set()
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(_END)
+        except BaseException as err:  # handed to the consumer, raised there
+            offer(_Failure(err))
+
+    reader = threading.Thread(target=read, name="vidgen-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            try:
+                item = ready.get(timeout=1.0)
+            except queue.Empty:
+                if reader.is_alive() or not ready.empty():
+                    continue
+                raise RuntimeError("the read-ahead thread ended without a batch") from None
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:  # also when the consumer stops early (max_steps, an error)
+        stop.set()
+        if reader is not threading.current_thread():
             reader.join()

@@ -53,18 +53,21 @@ def _signals_held() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM while HDF5 runs. HDF5 calls back into Python to write, and
     an exception a signal handler raises inside such a callback is swallowed (h5py prints
     it as unraisable), so the run would go on; a signal that arrives is re-sent once HDF5
-    has returned, to the handler that was in place."""
+    has returned, to the handler that was in place. Handlers set outside Python are left."""
     if threading.current_thread() is not threading.main_thread():
         yield  # handlers run only in the main thread
         return
     arrived: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = [signal.signal(s, lambda signum, _: arrived.append(signum)) for s in held]
+    held: dict[int, object] = {}
     try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(s) is not None:
+                # A pending signal's handler runs (and may raise) before the new one is set.
+                held[s] = signal.signal(s, lambda signum, _: arrived.append(signum))
         yield
     finally:
-        for s, handler in zip(held, previous, strict=True):
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for s, handler in held.items():
+            signal.signal(s, handler)
         if arrived:
             signal.raise_signal(arrived[0])
 
