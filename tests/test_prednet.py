@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from benchmarks.reference_prednet import reference_prednet
 from vidgen.models import ConvLSTMCell, PredNet, hard_sigmoid
-from vidgen.models.prednet import conv3x3_of_upsampled
+from vidgen.models.prednet import conv3x3_of_upsampled, fold_for_upsampled
 
 PAPER_STACK = (3, 48, 96, 192)
 SMALL_STACK = (3, 4, 8)
@@ -266,10 +266,29 @@ def test_conv_of_upsampled_equals_conv_after_upsampling(h, w, channels_last):
     x = torch.randn(2, 3, h, w, generator=gen, dtype=torch.float64)
     weight = torch.randn(5, 3, 3, 3, generator=gen, dtype=torch.float64)
     expected = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), weight, padding=1)
-    folded = conv3x3_of_upsampled(x, weight, channels_last)
+    folded = conv3x3_of_upsampled(x, fold_for_upsampled(weight), channels_last)
     torch.testing.assert_close(folded, expected, rtol=0, atol=1e-12)
     memory = torch.channels_last if channels_last else torch.contiguous_format
     assert folded.is_contiguous(memory_format=memory)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_every_state_keeps_the_chosen_memory_layout(channels_last, monkeypatch):
+    """A state in the other layout would make every later conv and concat convert it."""
+    layouts = []
+    update = ConvLSTMCell.update
+
+    def recording(cell, gates, c_prev):
+        h, (_, c) = update(cell, gates, c_prev)
+        memory = torch.channels_last if channels_last else torch.contiguous_format
+        layouts.append(
+            h.is_contiguous(memory_format=memory) and c.is_contiguous(memory_format=memory)
+        )
+        return h, (h, c)
+
+    monkeypatch.setattr(ConvLSTMCell, "update", recording)
+    PredNet((3, 4, 8, 16), channels_last=channels_last)(torch.rand(2, 3, 3, 16, 16))
+    assert len(layouts) == 12 and all(layouts)
 
 
 # --- PredNet: alignment and extrapolation ----------------------------------------------------

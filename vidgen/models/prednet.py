@@ -29,9 +29,17 @@ def _glorot_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Co
     return conv
 
 
-def conv3x3_of_upsampled(x: Tensor, weight: Tensor, channels_last: bool) -> Tensor:
-    """``conv2d(upsample_nearest_x2(x), weight, padding=1)`` for a 3x3 ``weight``, from
-    convolutions of ``x`` itself at 16/36 of the multiply-adds.
+def fold_for_upsampled(weight: Tensor) -> Tensor:
+    """The 3x3 ``weight`` [O, C, 3, 3] as the four 2x2 kernels ``conv3x3_of_upsampled`` uses,
+    [4 * O, C, 2, 2], phase (a, b) major."""
+    fold = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # [a, tap, row]
+    return torch.einsum("aik,ockl,bjl->abocij", fold, weight, fold).flatten(0, 2)
+
+
+def conv3x3_of_upsampled(x: Tensor, folded: Tensor, channels_last: bool) -> Tensor:
+    """``conv2d(upsample_nearest_x2(x), weight, padding=1)`` for a 3x3 ``weight`` given as
+    ``fold_for_upsampled(weight)``, from convolutions of ``x`` itself at 16/36 of the
+    multiply-adds.
 
     Output pixel (2i + a, 2j + b) sees only 2x2 distinct pixels of ``x``: its 3x3 window
     over the upsampled image covers rows i-1, i of ``x`` for a = 0 (kernel rows 0 | 1+2) and
@@ -40,10 +48,8 @@ def conv3x3_of_upsampled(x: Tensor, weight: Tensor, channels_last: bool) -> Tens
     ``x``: ``[B, C, h, w]``; returns ``[B, O, 2h, 2w]``, channels-last in memory if asked.
     """
     batch, _, h, w = x.shape
-    out = weight.shape[0]
-    fold = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # [a, tap, row]
-    kernels = torch.einsum("aik,ockl,bjl->abocij", fold, weight, fold).reshape(4 * out, -1, 2, 2)
-    phases = F.conv2d(x, kernels, padding=1).unflatten(1, (2, 2, out))  # [B, 2, 2, O, h+1, w+1]
+    out = folded.shape[0] // 4
+    phases = F.conv2d(x, folded, padding=1).unflatten(1, (2, 2, out))  # [B, 2, 2, O, h+1, w+1]
     if channels_last:  # assemble [B, h, a, w, b, O]: NHWC memory once reshaped
         rows = [
             torch.stack(
@@ -106,9 +112,18 @@ class PredNet(nn.Module):
             _glorot_conv(2 * s[i], s[i + 1], a_filt_size) for i in range(n - 1)
         )
 
+    def _top_down_weights(self) -> list[Tensor]:
+        """Per layer below the top, the part of its gate conv that sees Up(R_{i+1}): folded
+        for ``conv3x3_of_upsampled`` when the kernel is 3x3 (once per forward pass)."""
+        weights = []
+        for i, cell in enumerate(self.cells[:-1]):
+            weight = cell.conv.weight[:, self.r_stack_sizes[i] + 2 * self.stack_sizes[i] :]
+            weights.append(fold_for_upsampled(weight) if weight.shape[-1] == 3 else weight)
+        return weights
+
     def _top_down(self, r_above: Tensor, weight: Tensor) -> Tensor:
-        """The conv of Up(R_{i+1}) within layer i's gates, folded when the kernel is 3x3."""
-        if weight.shape[-1] == 3:
+        """The conv of Up(R_{i+1}) within layer i's gates, ``weight`` from _top_down_weights."""
+        if weight.shape[-1] == 2:  # folded
             return conv3x3_of_upsampled(r_above, weight, self.channels_last)
         return F.conv2d(F.interpolate(r_above, scale_factor=2), weight, padding="same")
 
@@ -151,6 +166,7 @@ class PredNet(nn.Module):
             e_shape = (batch, 2 * self.stack_sizes[i], h, w)
             e_states.append(zero_state(e_shape, frames.device, frames.dtype, self.memory_format))
 
+        top_down_weights = self._top_down_weights()
         steps = num_frames + future_steps  # T' below
         predictions: list[Tensor] = []  # each [B, C, H, W]
         errors: list[Tensor] = []  # each [B], ordered (t, layer)
@@ -167,11 +183,12 @@ class PredNet(nn.Module):
                 weight, bias = cell.conv.weight, cell.conv.bias
                 if t == 0:
                     gates = bias.view(1, -1, 1, 1).expand(batch, -1, height >> i, width >> i)
+                    gates = gates.contiguous(memory_format=self.memory_format)  # as the states
                 else:
                     x = torch.cat((r_states[i], e_states[i]), dim=1)  # [B, R_i + 2*C_i, H_i, W_i]
                     gates = F.conv2d(x, weight[:, :own], bias, padding="same")
                 if i < self.num_layers - 1:
-                    gates = gates + self._top_down(r_states[i + 1], weight[:, own:])
+                    gates = gates + self._top_down(r_states[i + 1], top_down_weights[i])
                 r_states[i], (_, c_states[i]) = cell.update(gates, c_states[i])
 
             # Bottom-up: predictions, errors, and the next layer's target A_{i+1}.
