@@ -102,11 +102,12 @@ def render_details(record: dict) -> str:
 
 
 def prednet_speed_details(record: dict) -> str:
-    f = record["figures"]
-    return (
-        f"Training clips/s: straightforward {f['reference_clips_per_s']:.3f}, ours NHWC "
-        f"{f['ours_channels_last_clips_per_s']:.3f}, NCHW {f['ours_contiguous_clips_per_s']:.3f}."
-    )
+    lines = ["| config | straightforward | ours NHWC | ours NCHW |", "|---|---|---|---|"]
+    for config, f in record["figures"].items():
+        rates = [f.get(f"ours_{layout}_clips_per_s") for layout in ("channels_last", "contiguous")]
+        cells = " | ".join("-" if r is None else f"{r:.3f}" for r in rates)
+        lines.append(f"| {config} | {f['reference_clips_per_s']:.3f} | {cells} |")
+    return "Training clips/s (medians):\n\n" + "\n".join(lines)
 
 
 DETAILS: dict[str, Callable[[dict], str]] = {

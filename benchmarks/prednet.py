@@ -3,20 +3,23 @@
 quality: the demo (``vidgen-train``, experiment=demo: a small PredNet on bouncing balls,
     5 epochs) trained as is, its best-on-validation checkpoint scored on the whole test split:
     next-frame MSE as a ratio to copy-last-frame (goal: <= 0.5). Record: prednet_quality.json.
-speed: training clips/s of our PredNet at the paper config (128x160, nt=10, batch 4) against
-    a straightforward implementation of the same network, in the same run (goal: >= 1.0x),
-    with NHWC and with NCHW activations (``PredNet(channels_last=...)``), plus the projected
-    time of the paper's 18,750 updates. ``--compile`` compiles ours in place (as
-    ``model.compile=true``), ``--amp`` runs under bf16 autocast. Record: prednet_speed.json,
-    or prednet_speed_<device>[_compiled][_bf16][_<layout>][_<H>x<W>].json off the defaults.
+speed: training clips/s of our PredNet against a straightforward implementation of the same
+    network (``benchmarks/reference_prednet.py``), same weights, same run (goal: >= 1.5x), at
+    the paper config (128x160, nt=10, batch 4, stacks 3/48/96/192) and the own-video config
+    (64x80, stacks 3/16/32/64), with NHWC activations (PredNet's default; ``--layouts`` adds
+    NCHW, ``PredNet(channels_last=False)``), plus the projected time of the paper's 18,750
+    updates. ``--compile`` compiles ours in place (as ``model.compile=true``), ``--amp`` runs
+    under bf16 autocast. Record: prednet_speed.json, or
+    prednet_speed_<device>[_compiled][_bf16][_<layouts>][_<H>x<W>].json off the defaults.
 
     python -m benchmarks.prednet quality
-    python -m benchmarks.prednet speed [--device cuda --amp --compile --layouts channels_last]
+    python -m benchmarks.prednet speed [--device cuda --amp --compile --configs paper]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +34,11 @@ from vidgen.cli.train import compose_config, train
 from vidgen.models import PredNet
 
 PAPER_STEPS = 18_750
-PAPER_SIZE = (128, 160)  # KITTI frames, H x W
+# Frame size (H, W) and stack sizes: the paper's KITTI model and the own-video default
+# (configs/experiment/prednet_own.yaml on 64x80 frames).
+CONFIGS = {"paper": ((128, 160), (3, 48, 96, 192)), "own": ((64, 80), (3, 16, 32, 64))}
 LAYOUTS = ("channels_last", "contiguous")  # of our PredNet's activations: NHWC, NCHW
+DEFAULT_LAYOUTS = ("channels_last",)  # PredNet's default; --layouts compares both
 
 
 def quality(args: argparse.Namespace, run: Run) -> None:
@@ -95,30 +101,46 @@ def clips_per_second(forward, net: PredNet, frames: torch.Tensor, steps: int, am
 
 def speed(
     device: str,
+    config: str,
     steps: int,
+    repeats: int,
     amp: bool,
     compile_model: bool,
-    layouts: Sequence[str] = LAYOUTS,
-    size: Sequence[int] = PAPER_SIZE,
-) -> dict[str, float]:
-    """Our PredNet in each of ``layouts`` (NHWC, NCHW activations) against the reference,
-    same weights, on batches of 4 clips of 10 frames of ``size`` (H, W)."""
+    layouts: Sequence[str] = DEFAULT_LAYOUTS,
+    size: Sequence[int] | None = None,
+) -> dict[str, object]:
+    """Our PredNet at ``config`` in each of ``layouts`` (NHWC, NCHW activations) against the
+    reference, same weights, on batches of 4 clips of 10 frames (``size`` H, W overrides the
+    config's); the median of ``repeats`` runs, which alternate the implementations."""
+    frame_size, stack = CONFIGS[config]
+    frame_size = tuple(size or frame_size)
     torch.manual_seed(0)
     device = torch.device(device)
-    net = PredNet().to(device)
+    net = PredNet(stack).to(device)
     # The data module hands frames over as uint8 HWC made float: channels-last in memory.
-    frames = torch.rand(4, 10, *size, 3, device=device).permute(0, 1, 4, 2, 3)
-    result: dict = {
-        "reference_clips_per_s": clips_per_second(reference_prednet, net, frames, steps, amp),
+    frames = torch.rand(4, 10, *frame_size, 3, device=device).permute(0, 1, 4, 2, 3)
+    ours = {}
+    for layout in layouts:
+        ours[layout] = PredNet(stack, channels_last=layout == "channels_last").to(device)
+        ours[layout].load_state_dict(net.state_dict())
+        if compile_model:  # in place, as the tasks' model.compile does; the warm-up compiles
+            ours[layout].compile()
+    runs: dict[str, list[float]] = {"reference": [], **{layout: [] for layout in layouts}}
+    for _ in range(repeats):
+        runs["reference"].append(clips_per_second(reference_prednet, net, frames, steps, amp))
+        for layout, model in ours.items():
+            runs[layout].append(clips_per_second(lambda m, x: m(x), model, frames, steps, amp))
+    reference = statistics.median(runs["reference"])
+    result: dict[str, object] = {
+        "frame_size": list(frame_size),
+        "stack_sizes": list(stack),
+        "reference_clips_per_s": reference,
+        "runs_clips_per_s": runs,
     }
     for layout in layouts:
-        ours = PredNet(channels_last=layout == "channels_last").to(device)
-        ours.load_state_dict(net.state_dict())
-        if compile_model:  # in place, as the tasks' model.compile does; the warm-up compiles
-            ours.compile()
-        rate = clips_per_second(lambda model, x: model(x), ours, frames, steps, amp)
+        rate = statistics.median(runs[layout])
         result[f"ours_{layout}_clips_per_s"] = rate
-        result[f"speedup_{layout}"] = rate / result["reference_clips_per_s"]
+        result[f"speedup_{layout}"] = rate / reference
     best = max(result[f"ours_{layout}_clips_per_s"] for layout in layouts)
     result["paper_run_minutes"] = PAPER_STEPS * 4 / best / 60
     return result
@@ -129,31 +151,38 @@ def speed_record_name(args: argparse.Namespace) -> str:
     device = torch.device(args.device).type
     tags = [device] if device != "cpu" else []
     tags += [tag for tag, on in (("compiled", args.compile), ("bf16", args.amp)) if on]
-    if set(args.layouts) != set(LAYOUTS):
+    if tuple(args.layouts) != DEFAULT_LAYOUTS:
         tags += args.layouts
-    if tuple(args.size) != PAPER_SIZE:
+    if args.size:
         tags.append("x".join(map(str, args.size)))
     return "_".join(["prednet_speed", *tags])
 
 
 def speed_part(args: argparse.Namespace, run: Run) -> None:
-    s = speed(args.device, args.steps, args.amp, args.compile, args.layouts, args.size)
-    height, width = args.size
+    figures = {
+        config: speed(
+            args.device, config, args.steps, args.repeats, args.amp, args.compile,
+            args.layouts, args.size,
+        )
+        for config in args.configs
+    }  # fmt: skip
     protocol = {
-        "figures": f"{args.steps} timed Adam steps on random 4 x 10 x 3 x {height} x {width} "
-        "clips after one warm-up step (which compiles, with --compile); the straightforward "
-        "implementation runs in the same process on the same weights and is the baseline of "
-        "each speed-up"
+        "figures": f"training clips/s, the median of {args.repeats} runs of {args.steps} timed "
+        "Adam steps on random 4 x 10 x 3 x H x W clips after one warm-up step (which "
+        "compiles, with --compile); the straightforward implementation runs in the same "
+        "process on the same weights, alternating with ours, and is the baseline of each "
+        "speed-up"
     }
-    run.write(speed_record_name(args), s, protocol, settings(args), device=args.device)
-    ours = ", ".join(
-        f"{layout} {s[f'ours_{layout}_clips_per_s']:.3f} ({s[f'speedup_{layout}']:.2f}x)"
-        for layout in args.layouts
-    )
-    print(
-        f"speed: straightforward {s['reference_clips_per_s']:.3f} clips/s; ours {ours}; "
-        f"18,750 paper steps would take {s['paper_run_minutes']:.0f} min"
-    )
+    run.write(speed_record_name(args), figures, protocol, settings(args), device=args.device)
+    for config, s in figures.items():
+        ours = ", ".join(
+            f"{layout} {s[f'ours_{layout}_clips_per_s']:.3f} ({s[f'speedup_{layout}']:.2f}x)"
+            for layout in args.layouts
+        )
+        print(
+            f"speed, {config} config: straightforward {s['reference_clips_per_s']:.3f} "
+            f"clips/s; ours {ours}; 18,750 steps would take {s['paper_run_minutes']:.0f} min"
+        )
 
 
 def main() -> None:
@@ -165,13 +194,15 @@ def main() -> None:
     q.set_defaults(part_main=quality)
     sp = parts.add_parser("speed", help="training clips/s against a straightforward PredNet")
     sp.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    sp.add_argument("--steps", type=int, default=3, help="timed training steps")
+    sp.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    sp.add_argument("--steps", type=int, default=20, help="timed training steps per run")
+    sp.add_argument("--repeats", type=int, default=3, help="runs; the median is reported")
     sp.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
     sp.add_argument("--compile", action="store_true", help="torch.compile our model")
-    sp.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    sp.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(DEFAULT_LAYOUTS))
     sp.add_argument(
-        "--size", nargs=2, type=int, default=list(PAPER_SIZE), metavar=("H", "W"),
-        help="frame size (default: the paper's; smaller only to try the script out)",
+        "--size", nargs=2, type=int, metavar=("H", "W"),
+        help="frame size of every config (default: each config's; to try the script out)",
     )  # fmt: skip
     sp.set_defaults(part_main=speed_part)
     args = args_parser.parse_args()

@@ -88,12 +88,14 @@ def device_description(device: str | torch.device = "cpu") -> str:
 
 
 class Run:
-    """One benchmark run: the clock starts at creation; ``write`` saves the record."""
+    """One benchmark run: the clock starts at creation, when the code's commit is taken (a
+    long run must not take the commit of later edits); ``write`` saves the record."""
 
     def __init__(self, results: Path = RESULTS) -> None:
         self.results = Path(results)
         self.started = time.perf_counter()
         self.date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.code = git_state()
 
     def write(
         self,
@@ -111,7 +113,7 @@ class Run:
         record = {
             "name": name,
             "command": command_line(),
-            **git_state(),
+            **self.code,
             "date": self.date,
             "torch": torch.__version__,
             "device": device_description(device),

@@ -25,12 +25,14 @@ from benchmarks.record import RESULTS, ROOT
 REPO = ROOT.parent
 FILES = ("README.md", "docs/cdna.md", "docs/benchmarks.md")
 MISSING = "not yet measured"
+LAYOUT_NAMES = {"channels_last": "NHWC", "contiguous": "NCHW"}  # PredNet's activation layouts
 SUBSETS = ("all_episodes", "collision_episodes")  # of the billiards held-out episodes
 # Record name -> the default command that writes it.
 COMMANDS = {
     "loader": "python -m benchmarks.loader",
     "prednet_quality": "python -m benchmarks.prednet quality",
     "prednet_speed": "python -m benchmarks.prednet speed",
+    "overhead": "python -m benchmarks.overhead",
     "render": "python -m benchmarks.render",
     "cdna": "python -m benchmarks.cdna",
     "vgan": "python -m benchmarks.vgan",
@@ -73,11 +75,27 @@ def prednet_quality_summary(record: dict) -> str:
 
 
 def prednet_speed_summary(record: dict) -> str:
-    f = record["figures"]
-    return (
-        f"paper config training: {f['speedup_contiguous']:.2f}x (NCHW) / "
-        f"{f['speedup_channels_last']:.2f}x (NHWC) the straightforward implementation; "
-        f"18,750 updates would take {f['paper_run_minutes']:.0f} min"
+    parts = [
+        f"{config} config ({'x'.join(map(str, f['frame_size']))}) training: "
+        + " / ".join(
+            f"{f[f'speedup_{layout}']:.2f}x ({LAYOUT_NAMES[layout]})"
+            for layout in LAYOUT_NAMES
+            if f"speedup_{layout}" in f
+        )
+        for config, f in record["figures"].items()
+    ]
+    paper = record["figures"].get("paper")
+    projection = (
+        f"; 18,750 paper updates would take {paper['paper_run_minutes']:.0f} min" if paper else ""
+    )
+    return "; ".join(parts) + " the straightforward implementation" + projection
+
+
+def overhead_summary(record: dict) -> str:
+    return "vidgen-train's training step rate vs the bare model on the same batches: " + ", ".join(
+        f"{case} {f['ratio']:.2f}x ({f['train_steps_per_s']:.2f} vs {f['bare_steps_per_s']:.2f} "
+        "steps/s)"
+        for case, f in record["figures"].items()
     )
 
 
@@ -169,6 +187,7 @@ SUMMARIES: dict[str, Callable[[dict], str]] = {
     "loader": loader_summary,
     "prednet_quality": prednet_quality_summary,
     "prednet_speed": prednet_speed_summary,
+    "overhead": overhead_summary,
     "render": render_summary,
     "cdna": cdna_summary,
     "vgan": vgan_summary,
