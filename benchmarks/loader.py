@@ -20,10 +20,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import RandomSampler
 
 from benchmarks.record import Run, parser, settings
 from vidgen.data import ClipDataset, ClipWriter, VideoDataModule, collate_windows
+from vidgen.data.prefetch import ReadAheadLoader
 
 LENGTH = 10
 DATASETS = {"64x64 lzf": ((64, 64), "lzf"), "128x160 raw": ((128, 160), None)}
@@ -53,10 +54,11 @@ def raw_read(path: Path, starts: np.ndarray) -> float:
 
 
 def loader_read(path: Path, windows: int, workers: int, batch: int) -> float:
-    """Windows/s through ClipDataset + DataLoader with random `all` windows and workers."""
+    """Windows/s through ClipDataset and the DataModule's loader class (which reads ahead in
+    a thread without workers) with random `all` windows and workers."""
     dataset = ClipDataset(path, LENGTH, mode="all")
     sampler = RandomSampler(dataset, num_samples=windows)
-    loader = DataLoader(
+    loader = ReadAheadLoader(
         dataset,
         batch_size=batch,
         sampler=sampler,

@@ -1,5 +1,5 @@
 """End-to-end overhead of ``vidgen-train``: its training step rate, with everything a run
-does around the model (loader, metrics, logging, the rollout strip, checkpointing), as a
+does around the model (loader, metrics, logging, checkpointing), as a
 ratio to the bare model stepping on the same batches held in memory, measured in the same
 run (goal: >= 0.9).
 
@@ -10,7 +10,8 @@ Two cases, each the config ``vidgen-train`` composes for it:
 
 The run's time counts from the end of its first step (worker start-up and the first
 step's allocations are one-off costs, and the bare loop skips its first step too) to the end
-of training, less the validation loops; the checkpoints saved after validation count.
+of training, less the validation loops (with their rollout strips); the checkpoints saved
+after validation count.
 
     python -m benchmarks.overhead [--steps 150 --cases demo own_video]
 
@@ -26,6 +27,7 @@ import hydra
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from omegaconf import open_dict
 
 from benchmarks.record import WORK, Run, parser, settings
 from data_prep.common import SplitWriter
@@ -120,9 +122,10 @@ def bare_steps_per_second(cfg, steps: int) -> tuple[float, int]:
 
 def measure(case: str, steps: int, out: Path) -> dict[str, float]:
     overrides = case_overrides(case, out)
-    cfg = compose_config("train", [*overrides, f"trainer.max_steps={steps + 1}"])
+    cfg = compose_config("train", [*overrides, f"+trainer.max_steps={steps + 1}"])
     bare, batch = bare_steps_per_second(cfg, steps)
-    cfg.callbacks["overhead_clock"] = {"_target_": f"{__name__}.TrainingClock"}
+    with open_dict(cfg):
+        cfg.callbacks["overhead_clock"] = {"_target_": f"{__name__}.TrainingClock"}
     train(cfg)
     clock = TrainingClock.latest
     run = clock.steps / clock.seconds
