@@ -1,7 +1,7 @@
 """PredNet benchmarks, two independent parts with a record each.
 
 quality: the demo (``vidgen-train``, experiment=demo: a small PredNet on bouncing balls,
-    5 epochs) trained as is, its best-on-validation checkpoint scored on the whole test split:
+    7 epochs) trained as is, its best-on-validation checkpoint scored on the whole test split:
     next-frame MSE as a ratio to copy-last-frame (goal: <= 0.5). Record: prednet_quality.json.
 speed: training clips/s of our PredNet against a straightforward implementation of the same
     network (``benchmarks/reference_prednet.py``), same weights, same run (goal: >= 1.5x), at
@@ -190,7 +190,7 @@ def main() -> None:
     parts = args_parser.add_subparsers(dest="part", required=True)
     q = parts.add_parser("quality", help="the demo against copy-last-frame")
     q.add_argument("--data-dir", type=Path, default=Path("data"))
-    q.add_argument("--minutes", type=float, help="stop training early (default: the 5 epochs)")
+    q.add_argument("--minutes", type=float, help="stop training early (default: the 7 epochs)")
     q.set_defaults(part_main=quality)
     sp = parts.add_parser("speed", help="training clips/s against a straightforward PredNet")
     sp.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
