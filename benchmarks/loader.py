@@ -24,7 +24,7 @@ from torch.utils.data import RandomSampler
 
 from benchmarks.record import Run, parser, settings
 from vidgen.data import ClipDataset, ClipWriter, VideoDataModule, collate_windows
-from vidgen.data.prefetch import ReadAheadLoader
+from vidgen.data.read_ahead import ReadAheadLoader
 
 LENGTH = 10
 DATASETS = {"64x64 lzf": ((64, 64), "lzf"), "128x160 raw": ((128, 160), None)}

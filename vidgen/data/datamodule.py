@@ -34,7 +34,7 @@ from vidgen.data.dataset import (
     collate_windows,
     to_model_batch,
 )
-from vidgen.data.prefetch import ReadAheadLoader
+from vidgen.data.read_ahead import ReadAheadLoader
 from vidgen.data.samplers import EpochSampler, ShardSampler
 from vidgen.data.store import open_clips
 from vidgen.data.windows import longest_window
@@ -206,7 +206,7 @@ class VideoDataModule(pl.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         """Batches of this rank: the global batch / W for training, the eval batch / W
         (rounded up) for evaluation, where the last batch of a rank may be short. Without
-        worker processes a thread reads ahead (``vidgen.data.prefetch``)."""
+        worker processes a thread reads ahead (``vidgen.data.read_ahead``)."""
         dataset = self.dataset(split)
         world, rank = self.ranks()
         workers = self.workers(dataset)

@@ -93,6 +93,10 @@ class PredNet(nn.Module):
         if len(self.r_stack_sizes) != len(self.stack_sizes):
             raise ValueError("r_stack_sizes must have one entry per layer, like stack_sizes")
         self.num_layers = len(self.stack_sizes)
+        # Input channels of layer i's gate conv besides Up(R_{i+1}): R_i and E_i.
+        self.own_inputs = [
+            r + 2 * s for r, s in zip(self.r_stack_sizes, self.stack_sizes, strict=True)
+        ]
         self.pixel_max = pixel_max
         s, r, n = self.stack_sizes, self.r_stack_sizes, self.num_layers
 
@@ -117,7 +121,7 @@ class PredNet(nn.Module):
         for ``conv3x3_of_upsampled`` when the kernel is 3x3 (once per forward pass)."""
         weights = []
         for i, cell in enumerate(self.cells[:-1]):
-            weight = cell.conv.weight[:, self.r_stack_sizes[i] + 2 * self.stack_sizes[i] :]
+            weight = cell.conv.weight[:, self.own_inputs[i] :]
             weights.append(fold_for_upsampled(weight) if weight.shape[-1] == 3 else weight)
         return weights
 
@@ -179,14 +183,13 @@ class PredNet(nn.Module):
             # t = 0 both are zero: the bias alone), R_{i+1} folded (conv3x3_of_upsampled).
             for i in reversed(range(self.num_layers)):
                 cell = self.cells[i]
-                own = self.r_stack_sizes[i] + 2 * self.stack_sizes[i]
                 weight, bias = cell.conv.weight, cell.conv.bias
                 if t == 0:
                     gates = bias.view(1, -1, 1, 1).expand(batch, -1, height >> i, width >> i)
                     gates = gates.contiguous(memory_format=self.memory_format)  # as the states
                 else:
                     x = torch.cat((r_states[i], e_states[i]), dim=1)  # [B, R_i + 2*C_i, H_i, W_i]
-                    gates = F.conv2d(x, weight[:, :own], bias, padding="same")
+                    gates = F.conv2d(x, weight[:, : self.own_inputs[i]], bias, padding="same")
                 if i < self.num_layers - 1:
                     gates = gates + self._top_down(r_states[i + 1], top_down_weights[i])
                 r_states[i], (_, c_states[i]) = cell.update(gates, c_states[i])

@@ -12,7 +12,7 @@ from lightning_fabric.utilities.data import _set_sampler_epoch
 from torch.utils.data import Dataset
 
 from vidgen.data import ClipWriter, VideoDataModule
-from vidgen.data.prefetch import ReadAheadLoader
+from vidgen.data.read_ahead import ReadAheadLoader
 
 
 def reader_threads() -> list[threading.Thread]:
