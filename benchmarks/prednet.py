@@ -6,10 +6,11 @@ quality: the demo (``vidgen-train``, experiment=demo: a small PredNet on bouncin
 speed: training clips/s of our PredNet against a straightforward implementation of the same
     network (``benchmarks/reference_prednet.py``), same weights, same run (goal: >= 1.5x), at
     the paper config (128x160, nt=10, batch 4, stacks 3/48/96/192) and the own-video config
-    (64x80, stacks 3/16/32/64), with NHWC activations (PredNet's default; ``--layouts`` adds
-    NCHW, ``PredNet(channels_last=False)``), plus the projected time of the paper's 18,750
-    updates. ``--compile`` compiles ours in place (as ``model.compile=true``), ``--amp`` runs
-    under bf16 autocast. Record: prednet_speed.json, or
+    (64x80, stacks 3/16/32/64, R_0 of 16), each in the activation layout its config ships
+    with (NCHW for the paper's widths, NHWC for the small one; ``--layouts`` measures the
+    given ones in every config), plus the projected time of the paper's 18,750 updates.
+    ``--compile`` compiles ours in place (as ``model.compile=true``), ``--amp`` runs under
+    bf16 autocast. Record: prednet_speed.json, or
     prednet_speed_<device>[_compiled][_bf16][_<layouts>][_<H>x<W>].json off the defaults.
 
     python -m benchmarks.prednet quality
@@ -34,11 +35,13 @@ from vidgen.cli.train import compose_config, train
 from vidgen.models import PredNet
 
 PAPER_STEPS = 18_750
-# Frame size (H, W) and stack sizes: the paper's KITTI model and the own-video default
-# (configs/experiment/prednet_own.yaml on 64x80 frames).
-CONFIGS = {"paper": ((128, 160), (3, 48, 96, 192)), "own": ((64, 80), (3, 16, 32, 64))}
 LAYOUTS = ("channels_last", "contiguous")  # of our PredNet's activations: NHWC, NCHW
-DEFAULT_LAYOUTS = ("channels_last",)  # PredNet's default; --layouts compares both
+# Frame size (H, W), stack sizes, R stack sizes and shipped layout: the paper's KITTI model
+# (configs/model/prednet.yaml) and the own-video default (experiment/prednet_own.yaml).
+CONFIGS = {
+    "paper": ((128, 160), (3, 48, 96, 192), (3, 48, 96, 192), "contiguous"),
+    "own": ((64, 80), (3, 16, 32, 64), (16, 16, 32, 64), "channels_last"),
+}
 
 
 def quality(args: argparse.Namespace, run: Run) -> None:
@@ -106,22 +109,25 @@ def speed(
     repeats: int,
     amp: bool,
     compile_model: bool,
-    layouts: Sequence[str] = DEFAULT_LAYOUTS,
+    layouts: Sequence[str] | None = None,
     size: Sequence[int] | None = None,
 ) -> dict[str, object]:
-    """Our PredNet at ``config`` in each of ``layouts`` (NHWC, NCHW activations) against the
-    reference, same weights, on batches of 4 clips of 10 frames (``size`` H, W overrides the
-    config's); the median of ``repeats`` runs, which alternate the implementations."""
-    frame_size, stack = CONFIGS[config]
+    """Our PredNet at ``config`` in each of ``layouts`` (NHWC, NCHW activations; default: the
+    config's) against the reference, same weights, on batches of 4 clips of 10 frames
+    (``size`` H, W overrides the config's); the median of ``repeats`` runs, which alternate
+    the implementations."""
+    frame_size, stack, r_stack, shipped = CONFIGS[config]
     frame_size = tuple(size or frame_size)
+    layouts = layouts or (shipped,)
     torch.manual_seed(0)
     device = torch.device(device)
-    net = PredNet(stack).to(device)
+    net = PredNet(stack, r_stack).to(device)
     # The data module hands frames over as uint8 HWC made float: channels-last in memory.
     frames = torch.rand(4, 10, *frame_size, 3, device=device).permute(0, 1, 4, 2, 3)
     ours = {}
     for layout in layouts:
-        ours[layout] = PredNet(stack, channels_last=layout == "channels_last").to(device)
+        ours[layout] = PredNet(stack, r_stack, channels_last=layout == "channels_last")
+        ours[layout] = ours[layout].to(device)
         ours[layout].load_state_dict(net.state_dict())
         if compile_model:  # in place, as the tasks' model.compile does; the warm-up compiles
             ours[layout].compile()
@@ -134,6 +140,7 @@ def speed(
     result: dict[str, object] = {
         "frame_size": list(frame_size),
         "stack_sizes": list(stack),
+        "r_stack_sizes": list(r_stack),
         "reference_clips_per_s": reference,
         "runs_clips_per_s": runs,
     }
@@ -151,8 +158,7 @@ def speed_record_name(args: argparse.Namespace) -> str:
     device = torch.device(args.device).type
     tags = [device] if device != "cpu" else []
     tags += [tag for tag, on in (("compiled", args.compile), ("bf16", args.amp)) if on]
-    if tuple(args.layouts) != DEFAULT_LAYOUTS:
-        tags += args.layouts
+    tags += args.layouts or []
     if args.size:
         tags.append("x".join(map(str, args.size)))
     return "_".join(["prednet_speed", *tags])
@@ -177,7 +183,8 @@ def speed_part(args: argparse.Namespace, run: Run) -> None:
     for config, s in figures.items():
         ours = ", ".join(
             f"{layout} {s[f'ours_{layout}_clips_per_s']:.3f} ({s[f'speedup_{layout}']:.2f}x)"
-            for layout in args.layouts
+            for layout in LAYOUTS
+            if f"speedup_{layout}" in s
         )
         print(
             f"speed, {config} config: straightforward {s['reference_clips_per_s']:.3f} "
@@ -199,7 +206,7 @@ def main() -> None:
     sp.add_argument("--repeats", type=int, default=3, help="runs; the median is reported")
     sp.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
     sp.add_argument("--compile", action="store_true", help="torch.compile our model")
-    sp.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(DEFAULT_LAYOUTS))
+    sp.add_argument("--layouts", nargs="+", choices=LAYOUTS, help="default: each config's")
     sp.add_argument(
         "--size", nargs=2, type=int, metavar=("H", "W"),
         help="frame size of every config (default: each config's; to try the script out)",

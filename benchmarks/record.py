@@ -79,12 +79,13 @@ def cpu_model() -> str:
 
 
 def device_description(device: str | torch.device = "cpu") -> str:
-    """The GPU's name, or the CPU model and the cores this process may use."""
+    """The GPU's name, or the CPU model, the cores this process may use and the widest vector
+    instructions PyTorch uses on it (the same model name can come with or without AVX-512)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu_model()}, {cores} cores"
+    return f"{cpu_model()}, {cores} cores, {torch.backends.cpu.get_cpu_capability()}"
 
 
 class Run:

@@ -31,37 +31,28 @@ def _glorot_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Co
 
 def fold_for_upsampled(weight: Tensor) -> Tensor:
     """The 3x3 ``weight`` [O, C, 3, 3] as the four 2x2 kernels ``conv3x3_of_upsampled`` uses,
-    [4 * O, C, 2, 2], phase (a, b) major."""
+    [O * 4, C, 2, 2]: output channel o * 4 + s * 2 + u holds phase (1 - s, 1 - u)."""
     fold = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # [a, tap, row]
-    return torch.einsum("aik,ockl,bjl->abocij", fold, weight, fold).flatten(0, 2)
+    fold = fold.flip(0)  # phase a at sub-pixel 1 - a: see conv3x3_of_upsampled
+    return torch.einsum("aik,ockl,bjl->oabcij", fold, weight, fold).flatten(0, 2)
 
 
-def conv3x3_of_upsampled(x: Tensor, folded: Tensor, channels_last: bool) -> Tensor:
+def conv3x3_of_upsampled(x: Tensor, folded: Tensor) -> Tensor:
     """``conv2d(upsample_nearest_x2(x), weight, padding=1)`` for a 3x3 ``weight`` given as
-    ``fold_for_upsampled(weight)``, from convolutions of ``x`` itself at 16/36 of the
+    ``fold_for_upsampled(weight)``, from a convolution of ``x`` itself at 16/36 of the
     multiply-adds.
 
     Output pixel (2i + a, 2j + b) sees only 2x2 distinct pixels of ``x``: its 3x3 window
     over the upsampled image covers rows i-1, i of ``x`` for a = 0 (kernel rows 0 | 1+2) and
     rows i, i+1 for a = 1 (rows 0+1 | 2), and likewise columns. One conv with the four
-    folded 2x2 kernels on ``x`` padded by one gives every phase (a, b) at offset (a, b).
-    ``x``: ``[B, C, h, w]``; returns ``[B, O, 2h, 2w]``, channels-last in memory if asked.
+    folded 2x2 kernels on ``x`` padded by one gives phase (a, b) at [i + a, j + b]. Shuffled
+    to sub-pixel (1 - a, 1 - b) that is pixel (2i + a + 1, 2j + b + 1) of every phase: one
+    pixel shuffle and a crop by one assemble the output, whose backward is as cheap.
+    ``x``: ``[B, C, h, w]``; returns ``[B, O, 2h, 2w]``, a view in ``x``'s memory layout.
     """
-    batch, _, h, w = x.shape
-    out = folded.shape[0] // 4
-    phases = F.conv2d(x, folded, padding=1).unflatten(1, (2, 2, out))  # [B, 2, 2, O, h+1, w+1]
-    if channels_last:  # assemble [B, h, a, w, b, O]: NHWC memory once reshaped
-        rows = [
-            torch.stack(
-                [phases[:, a, b, :, a : a + h, b : b + w].permute(0, 2, 3, 1) for b in (0, 1)], 3
-            )
-            for a in (0, 1)
-        ]  # each [B, h, w, 2, O]
-        return torch.stack(rows, 2).reshape(batch, 2 * h, 2 * w, out).permute(0, 3, 1, 2)
-    rows = [
-        torch.stack([phases[:, a, b, :, a : a + h, b : b + w] for b in (0, 1)], -1) for a in (0, 1)
-    ]  # each [B, O, h, w, 2]
-    return torch.stack(rows, 3).reshape(batch, out, 2 * h, 2 * w)
+    h, w = x.shape[-2:]
+    shuffled = F.pixel_shuffle(F.conv2d(x, folded, padding=1), 2)  # [B, O, 2h + 2, 2w + 2]
+    return shuffled[:, :, 1 : 2 * h + 1, 1 : 2 * w + 1]
 
 
 class PredNet(nn.Module):
@@ -116,19 +107,23 @@ class PredNet(nn.Module):
             _glorot_conv(2 * s[i], s[i + 1], a_filt_size) for i in range(n - 1)
         )
 
-    def _top_down_weights(self) -> list[Tensor]:
-        """Per layer below the top, the part of its gate conv that sees Up(R_{i+1}): folded
-        for ``conv3x3_of_upsampled`` when the kernel is 3x3 (once per forward pass)."""
-        weights = []
-        for i, cell in enumerate(self.cells[:-1]):
-            weight = cell.conv.weight[:, self.own_inputs[i] :]
-            weights.append(fold_for_upsampled(weight) if weight.shape[-1] == 3 else weight)
-        return weights
+    def _split_gate_weights(self) -> tuple[list[Tensor], list[Tensor]]:
+        """Each layer's gate-conv weight split once per forward pass, so that the backward
+        pass assembles each weight's gradient once rather than at every step: the part that
+        sees R_i and E_i, and below the top the part that sees Up(R_{i+1}), folded for
+        ``conv3x3_of_upsampled`` when the kernel is 3x3."""
+        own, top_down = [], []
+        for i, cell in enumerate(self.cells):
+            own.append(cell.conv.weight[:, : self.own_inputs[i]])
+            if i < self.num_layers - 1:
+                weight = cell.conv.weight[:, self.own_inputs[i] :]
+                top_down.append(fold_for_upsampled(weight) if weight.shape[-1] == 3 else weight)
+        return own, top_down
 
     def _top_down(self, r_above: Tensor, weight: Tensor) -> Tensor:
-        """The conv of Up(R_{i+1}) within layer i's gates, ``weight`` from _top_down_weights."""
+        """The conv of Up(R_{i+1}) within layer i's gates, ``weight`` from _split_gate_weights."""
         if weight.shape[-1] == 2:  # folded
-            return conv3x3_of_upsampled(r_above, weight, self.channels_last)
+            return conv3x3_of_upsampled(r_above, weight)
         return F.conv2d(F.interpolate(r_above, scale_factor=2), weight, padding="same")
 
     def forward(
@@ -170,7 +165,7 @@ class PredNet(nn.Module):
             e_shape = (batch, 2 * self.stack_sizes[i], h, w)
             e_states.append(zero_state(e_shape, frames.device, frames.dtype, self.memory_format))
 
-        top_down_weights = self._top_down_weights()
+        own_weights, top_down_weights = self._split_gate_weights()
         steps = num_frames + future_steps  # T' below
         predictions: list[Tensor] = []  # each [B, C, H, W]
         errors: list[Tensor] = []  # each [B], ordered (t, layer)
@@ -183,13 +178,13 @@ class PredNet(nn.Module):
             # t = 0 both are zero: the bias alone), R_{i+1} folded (conv3x3_of_upsampled).
             for i in reversed(range(self.num_layers)):
                 cell = self.cells[i]
-                weight, bias = cell.conv.weight, cell.conv.bias
+                bias = cell.conv.bias
                 if t == 0:
                     gates = bias.view(1, -1, 1, 1).expand(batch, -1, height >> i, width >> i)
                     gates = gates.contiguous(memory_format=self.memory_format)  # as the states
                 else:
                     x = torch.cat((r_states[i], e_states[i]), dim=1)  # [B, R_i + 2*C_i, H_i, W_i]
-                    gates = F.conv2d(x, weight[:, : self.own_inputs[i]], bias, padding="same")
+                    gates = F.conv2d(x, own_weights[i], bias, padding="same")
                 if i < self.num_layers - 1:
                     gates = gates + self._top_down(r_states[i + 1], top_down_weights[i])
                 r_states[i], (_, c_states[i]) = cell.update(gates, c_states[i])
