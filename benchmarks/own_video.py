@@ -5,7 +5,7 @@ from Debian's ``opencv-doc`` package; not rendered by vidgen) is prepared with
 ``vidgen-prep video --size 64x80`` (one video: split in time, test last), then trained three
 ways, one after another, each with ``trainer.max_time`` set:
   - ``before``: what ``vidgen-train data=<folder>`` did before schedules followed the run:
-    the demo's model and its drop to 0.1x the rate after 400 optimizer steps;
+    the demo's model at lr 1e-3 and its drop to 0.1x the rate after 400 optimizer steps;
   - ``default``: ``vidgen-train data=<folder>`` as shipped (experiment ``prednet_own``);
   - ``extrap``: ``default``'s best checkpoint fine-tuned with ``prednet_own_extrap``.
 Every run keeps its checkpoint with the lowest validation loss. ``vidgen-compare`` then scores
@@ -35,9 +35,11 @@ from vidgen.eval.compare import summary
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 OUT = WORK / "own_video"
-# The demo's step schedule, which folder runs inherited before schedules became fractions.
+# The demo's model, rate and step schedule, which folder runs inherited before schedules
+# became fractions.
 BEFORE = [
     "experiment=demo",
+    "model.optimizer.lr=0.001",
     "model.scheduler._target_=torch.optim.lr_scheduler.MultiStepLR",
     "model.scheduler.milestones=[400]",
     "trainer.max_epochs=-1",
