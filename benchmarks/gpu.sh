@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU measurement, on one GPU, in under 10 minutes (most of it compiling):
-#   PredNet at the paper config (128x160, 10 frames, batch 4; Lotter et al. 2016) eager, in
-#   bf16 and compiled, each with the projected time of the paper's 18,750 steps;
+#   PredNet at the paper config (128x160, 10 frames, batch 4; Lotter et al. 2016) eager and in
+#   bf16, each in both activation layouts (NHWC, NCHW), and compiled, each with the projected
+#   time of the paper's 18,750 steps;
 #   the CDNA paper config (cdna_push; Finn et al. 2016) eager, compiled and in bf16 through
 #   Lightning, with the projected time of its 100,000 updates;
 #   the loader against a raw h5py read.
@@ -31,8 +32,9 @@ measure() {
     "$PYTHON" -m "$@"
 }
 prednet=(benchmarks.prednet --results "$RESULTS" speed --device "$DEVICE" --steps "$STEPS")
-measure "${prednet[@]}" "${prednet_args[@]}"
-measure "${prednet[@]}" --amp "${prednet_args[@]}"
+layouts=(--layouts channels_last contiguous)
+measure "${prednet[@]}" "${layouts[@]}" "${prednet_args[@]}"
+measure "${prednet[@]}" --amp "${layouts[@]}" "${prednet_args[@]}"
 # Compiling takes minutes at this size: the paper config only.
 measure "${prednet[@]}" --compile --configs paper "${prednet_args[@]}"
 measure benchmarks.gpu_steps cdna_push "${cdna_args[@]}" --results "$RESULTS" \
