@@ -35,8 +35,8 @@ from vidgen.eval.compare import summary
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 OUT = WORK / "own_video"
-# The demo's model, rate and step schedule, which folder runs inherited before schedules
-# became fractions.
+# The demo's model, rate (1e-3) and step schedule, which folder runs inherited before
+# schedules became fractions.
 BEFORE = [
     "experiment=demo",
     "model.optimizer.lr=0.001",
