@@ -126,11 +126,11 @@ def speed(
     frames = torch.rand(4, 10, *frame_size, 3, device=device).permute(0, 1, 4, 2, 3)
     ours = {}
     for layout in layouts:
-        ours[layout] = PredNet(stack, r_stack, channels_last=layout == "channels_last")
-        ours[layout] = ours[layout].to(device)
-        ours[layout].load_state_dict(net.state_dict())
+        model = PredNet(stack, r_stack, channels_last=layout == "channels_last").to(device)
+        model.load_state_dict(net.state_dict())
+        ours[layout] = model
         if compile_model:  # in place, as the tasks' model.compile does; the warm-up compiles
-            ours[layout].compile()
+            model.compile()
     runs: dict[str, list[float]] = {"reference": [], **{layout: [] for layout in layouts}}
     for _ in range(repeats):
         runs["reference"].append(clips_per_second(reference_prednet, net, frames, steps, amp))
