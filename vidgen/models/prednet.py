@@ -30,29 +30,25 @@ def _glorot_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Co
 
 
 def fold_for_upsampled(weight: Tensor) -> Tensor:
-    """The 3x3 ``weight`` [O, C, 3, 3] as the four 2x2 kernels ``conv3x3_of_upsampled`` uses,
-    [O * 4, C, 2, 2]: output channel o * 4 + s * 2 + u holds phase (1 - s, 1 - u)."""
-    fold = weight.new_tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]])  # [a, tap, row]
-    fold = fold.flip(0)  # phase a at sub-pixel 1 - a: see conv3x3_of_upsampled
-    return torch.einsum("aik,ockl,bjl->oabcij", fold, weight, fold).flatten(0, 2)
+    """The 3x3 ``weight`` [O, C, 3, 3] as the 4x4 transposed-conv kernel [C, O, 4, 4] that
+    ``conv3x3_of_upsampled`` uses.
+
+    Output row 2i + a of conv(Up(x)) sees rows i-1, i of ``x`` for a = 0 (kernel rows 0 | 1+2)
+    and rows i, i+1 for a = 1 (rows 0+1 | 2). A stride-2 transposed conv with padding 1 sends
+    row i of ``x`` to output row 2i + k - 1 through tap k, so its taps 3, 1 (a = 0) and 2, 0
+    (a = 1) take those sums; likewise columns.
+    """
+    fold = weight.new_tensor([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]])  # [tap, kernel row]
+    return torch.einsum("kr,ocrs,ls->cokl", fold, weight, fold)
 
 
 def conv3x3_of_upsampled(x: Tensor, folded: Tensor) -> Tensor:
     """``conv2d(upsample_nearest_x2(x), weight, padding=1)`` for a 3x3 ``weight`` given as
-    ``fold_for_upsampled(weight)``, from a convolution of ``x`` itself at 16/36 of the
-    multiply-adds.
-
-    Output pixel (2i + a, 2j + b) sees only 2x2 distinct pixels of ``x``: its 3x3 window
-    over the upsampled image covers rows i-1, i of ``x`` for a = 0 (kernel rows 0 | 1+2) and
-    rows i, i+1 for a = 1 (rows 0+1 | 2), and likewise columns. One conv with the four
-    folded 2x2 kernels on ``x`` padded by one gives phase (a, b) at [i + a, j + b]. Shuffled
-    to sub-pixel (1 - a, 1 - b) that is pixel (2i + a + 1, 2j + b + 1) of every phase: one
-    pixel shuffle and a crop by one assemble the output, whose backward is as cheap.
-    ``x``: ``[B, C, h, w]``; returns ``[B, O, 2h, 2w]``, a view in ``x``'s memory layout.
+    ``fold_for_upsampled(weight)``: one transposed convolution of ``x`` itself, at 16/36 of
+    the multiply-adds and with no upsampled copy of ``x`` (in either pass).
+    ``x``: ``[B, C, h, w]``; returns ``[B, O, 2h, 2w]`` in ``x``'s memory layout.
     """
-    h, w = x.shape[-2:]
-    shuffled = F.pixel_shuffle(F.conv2d(x, folded, padding=1), 2)  # [B, O, 2h + 2, 2w + 2]
-    return shuffled[:, :, 1 : 2 * h + 1, 1 : 2 * w + 1]
+    return F.conv_transpose2d(x, folded, stride=2, padding=1)
 
 
 class PredNet(nn.Module):
@@ -89,6 +85,7 @@ class PredNet(nn.Module):
             r + 2 * s for r, s in zip(self.r_stack_sizes, self.stack_sizes, strict=True)
         ]
         self.pixel_max = pixel_max
+        self.fold_top_down = r_filt_size == 3  # conv3x3_of_upsampled; other sizes upsample
         s, r, n = self.stack_sizes, self.r_stack_sizes, self.num_layers
 
         # R_l's input is concat[R_l(t-1), E_l(t-1), Up(R_{l+1}(t))], the Keras channel order.
@@ -111,18 +108,18 @@ class PredNet(nn.Module):
         """Each layer's gate-conv weight split once per forward pass, so that the backward
         pass assembles each weight's gradient once rather than at every step: the part that
         sees R_i and E_i, and below the top the part that sees Up(R_{i+1}), folded for
-        ``conv3x3_of_upsampled`` when the kernel is 3x3."""
+        ``conv3x3_of_upsampled`` when the kernel is 3x3 (then [C, O, 4, 4])."""
         own, top_down = [], []
         for i, cell in enumerate(self.cells):
             own.append(cell.conv.weight[:, : self.own_inputs[i]])
             if i < self.num_layers - 1:
                 weight = cell.conv.weight[:, self.own_inputs[i] :]
-                top_down.append(fold_for_upsampled(weight) if weight.shape[-1] == 3 else weight)
+                top_down.append(fold_for_upsampled(weight) if self.fold_top_down else weight)
         return own, top_down
 
     def _top_down(self, r_above: Tensor, weight: Tensor) -> Tensor:
         """The conv of Up(R_{i+1}) within layer i's gates, ``weight`` from _split_gate_weights."""
-        if weight.shape[-1] == 2:  # folded
+        if self.fold_top_down:
             return conv3x3_of_upsampled(r_above, weight)
         return F.conv2d(F.interpolate(r_above, scale_factor=2), weight, padding="same")
 
