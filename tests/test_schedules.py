@@ -138,14 +138,14 @@ def test_state_dict_round_trips_without_the_progress_source():
     assert resumed.get_last_lr() == [pytest.approx(0.01)]
 
 
-def test_the_demo_drops_at_a_fraction_that_is_step_560_at_its_length(tmp_path):
+def test_the_demo_drops_at_a_fraction_that_is_step_640_at_its_length(tmp_path):
     cfg = compose_train([], tmp_path)  # what `vidgen-train data=<folder>` starts from
     assert cfg.task_name == "demo" and cfg.model.scheduler._target_ == SCHEDULE
     steps = cfg.trainer.max_epochs * cfg.data.samples_per_epoch // cfg.data.batch_size
     scheduler = hydra.utils.instantiate(cfg.model).configure_optimizers()["lr_scheduler"]
     assert isinstance(scheduler["scheduler"], RunFractionLR) and scheduler["interval"] == "step"
     factor = scheduler["scheduler"].factor
-    assert (steps, factor(559 / steps), factor(560 / steps)) == (700, 1.0, pytest.approx(0.1))
+    assert (steps, factor(639 / steps), factor(640 / steps)) == (800, 1.0, pytest.approx(0.1))
 
 
 def test_a_checkpoint_with_the_schedule_loads_and_a_neighbour_is_refused(tmp_path):
