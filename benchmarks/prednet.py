@@ -113,7 +113,7 @@ def speed(
     layouts: Sequence[str] | None = None,
     size: Sequence[int] | None = None,
 ) -> dict[str, object]:
-    """Our PredNet at ``config`` in each of ``layouts`` (NHWC, NCHW activations; default: the
+    """Our PredNet at ``config`` in each of ``layouts`` (NHWC, NCHW activations; default:
     both) against the reference, same weights, on batches of 4 clips of 10 frames
     (``size`` H, W overrides the config's); the median of ``repeats`` runs, which alternate
     the implementations."""
