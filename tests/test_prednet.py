@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from benchmarks.reference_prednet import reference_prednet
 from vidgen.models import ConvLSTMCell, PredNet, hard_sigmoid
+from vidgen.models.convlstm import tanh
 from vidgen.models.prednet import conv3x3_of_upsampled, fold_for_upsampled
 
 PAPER_STACK = (3, 48, 96, 192)
@@ -58,6 +59,21 @@ def test_hard_sigmoid_does_not_modify_input():
     before = x.clone()
     hard_sigmoid(x)
     assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float32, 1e-6), (torch.float64, 1e-15)])
+def test_tanh_matches_torch_in_value_and_gradient(dtype, tol):
+    # A channel slice of an NHWC tensor, as the gates are, with saturated and tiny values.
+    gates = torch.randn(2, 8, 5, 6, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    gates[0, :, 0, 0] = torch.tensor([-40.0, 40.0, 1e-9, -1e-9, 0.0, 20.0, -20.0, 0.5])
+    x = gates[:, 4:].detach().requires_grad_()
+    expected = torch.tanh(x)
+    y = tanh(x)
+    torch.testing.assert_close(y, expected, atol=tol, rtol=0)
+    grad = torch.randn_like(y)
+    y.backward(grad)
+    torch.testing.assert_close(x.grad, grad * (1 - expected.detach() ** 2), atol=tol, rtol=0)
+    assert tanh(x.detach().bfloat16()).dtype == torch.bfloat16  # other dtypes: torch.tanh
 
 
 # --- ConvLSTMCell -----------------------------------------------------------------------------
