@@ -183,7 +183,8 @@ class PredNet(nn.Module):
                     x = torch.cat((r_states[i], e_states[i]), dim=1)  # [B, R_i + 2*C_i, H_i, W_i]
                     gates = F.conv2d(x, own_weights[i], bias, padding="same")
                 if i < self.num_layers - 1:
-                    # In place: the conv's backward does not read its output.
+                    # In place: gates is fresh (the conv's output, or the bias copied out at t = 0),
+                    # and the conv's backward does not read its output.
                     gates.add_(self._top_down(r_states[i + 1], top_down_weights[i]))
                 r_states[i], (_, c_states[i]) = cell.update(gates, c_states[i])
 
