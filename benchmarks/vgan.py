@@ -99,7 +99,10 @@ def train_recipe(
     train_eps = render(episodes, 2 * frames, cfg.model.generator.size, stream=1)
     loader = DataLoader(RandomWindows(train_eps, frames, 10**9, seed), cfg.data.batch_size)
     trainer = training_only_trainer(
-        accelerator="cpu", max_time={"seconds": minutes * 60}, max_epochs=1
+        accelerator="cpu",
+        max_time={"seconds": minutes * 60},
+        max_epochs=1,
+        precision=cfg.trainer.get("precision", "32-true"),
     )
     trainer.fit(task, loader)
     torch.save(task.state_dict(), OUT / f"{recipe}.pt")

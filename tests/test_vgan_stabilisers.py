@@ -1,6 +1,7 @@
 """VGAN stabilisers: spectral norm (Miyato et al. 2018), minibatch std (Karras et al. 2018),
-hinge loss (Lim & Ye 2017), R1 (Mescheder et al. 2018), generator EMA (Yazici et al. 2019)
-and two time-scale optimizers (Heusel et al. 2017); all off in the paper's default config."""
+a per-frame discriminator (Clark et al. 2019), self-attention (Zhang et al. 2019), hinge loss
+(Lim & Ye 2017), R1 (Mescheder et al. 2018), generator EMA (Yazici et al. 2019) and two
+time-scale optimizers (Heusel et al. 2017); all off in the paper's default config."""
 
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ from test_vgan import SMALL, adam, clips_loader, convs, quiet_trainer
 from vidgen.cli.train import train
 from vidgen.errors import VidgenError
 from vidgen.loading import check_config, load
-from vidgen.models.vgan import FutureGenerator, MinibatchStd, VideoDiscriminator, VideoGenerator
+from vidgen.models.vgan import (
+    FutureGenerator,
+    MinibatchStd,
+    SelfAttention,
+    VideoDiscriminator,
+    VideoGenerator,
+)
 from vidgen.tasks.adversarial import discriminator_loss, generator_adversarial_loss, r1_penalty
 from vidgen.tasks.media import GeneratedParts
 from vidgen.tasks.vgan import VGANFutureTask, VGANTask, to_unit
@@ -48,10 +55,11 @@ def one_step(task, tmp_path, *callbacks: pl.Callback) -> pl.Trainer:
 
 
 def test_spectral_norm_keeps_every_conv_at_unit_norm(tmp_path):
-    d = VideoDiscriminator(8, 16, 8, spectral_norm=True, batch_norm=False)
+    d = VideoDiscriminator(8, 16, 8, spectral_norm=True, batch_norm=False, frame_samples=2)
     layers = convs(d)
+    assert len(layers) == 6  # three convs in each judge at 16x16
     assert all(parametrize.is_parametrized(m, "weight") for m in layers)
-    assert not any(isinstance(m, nn.BatchNorm3d) for m in d.modules())
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in d.modules())
     # The released init is applied to the raw weights, before they are normalized.
     raw = torch.cat([m.parametrizations.weight.original.flatten() for m in layers])
     assert abs(raw.std().item() - 0.01) < 1e-3
@@ -68,7 +76,11 @@ def test_spectral_norm_keeps_every_conv_at_unit_norm(tmp_path):
     assert not clone.training and clone.state_dict().keys() == d.state_dict().keys()
     assert all(torch.equal(v, d.state_dict()[k]) for k, v in clone.state_dict().items())
     videos = torch.randn(2, 8, 3, 16, 16)
-    torch.testing.assert_close(clone(videos), d(videos))
+    logits = []
+    for judge in (clone, d):
+        torch.manual_seed(1)  # the frame judge's picks
+        logits.append(judge(videos))
+    torch.testing.assert_close(*logits)
 
 
 def test_minibatch_std_hand_computed_and_couples_the_batch():
@@ -99,6 +111,89 @@ def test_minibatch_std_hand_computed_and_couples_the_batch():
     assert others_moved(True) and not others_moved(False)
 
 
+def test_frame_discriminator_sums_the_logits_of_distinct_random_frames(tmp_path):
+    torch.manual_seed(0)
+    videos = torch.randn(3, 8, 3, 16, 16)
+
+    def judged(frame_samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(20 calls' logits [20, 3, 2], the 3-D judge's [3], every frame's logit [3, 8])."""
+        d = VideoDiscriminator(8, 16, 4, frame_samples=frame_samples).eval()
+        with torch.no_grad():
+            calls = torch.stack([d(videos) for _ in range(20)])
+            per_frame = d.frame_net(videos.flatten(0, 1)).view(3, 8)
+            return calls, d.net(videos.transpose(1, 2)).flatten(), per_frame
+
+    calls, video_logits, per_frame = judged(8)
+    assert calls.shape == (20, 3, 2)
+    torch.testing.assert_close(calls[..., 0], video_logits.expand(20, 3))
+    torch.testing.assert_close(calls[..., 1], per_frame.sum(1).expand(20, 3))  # every frame
+    calls, _, per_frame = judged(2)
+    pairs = per_frame[:, :, None] + per_frame[:, None, :]  # [3, 8, 8]: frames i and j
+    distinct = ~torch.eye(8, dtype=torch.bool)
+    for clip in range(3):
+        gaps = (calls[:, clip, 1, None] - pairs[clip][distinct][None]).abs()
+        assert (gaps.min(1).values < 1e-5).all()  # each call: two distinct frames
+        assert calls[:, clip, 1].std() > 0  # drawn afresh per call
+    assert VideoDiscriminator(8, 16, 4).frame_net is None  # the paper's D: one logit, [B]
+    with pytest.raises(ValueError, match=r"frame_samples must be in \[0, 8\], got 9"):
+        VideoDiscriminator(8, 16, 4, frame_samples=9)
+
+    task = task_with(VideoDiscriminator(8, 16, 4, frame_samples=4))
+    before = {k: v.clone() for k, v in task.discriminator.frame_net.state_dict().items()}
+    one_step(task, tmp_path)
+    after = task.discriminator.frame_net.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_self_attention_by_hand_and_where_it_goes(tmp_path):
+    torch.manual_seed(0)
+    block = SelfAttention(16).double()
+    x = torch.randn(2, 16, 2, 3, 3, dtype=torch.double)
+    torch.testing.assert_close(block(x), x)  # gamma starts at 0: the identity
+    with torch.no_grad():
+        block.gamma.fill_(0.7)
+        for conv in (block.query, block.key, block.value):
+            conv.weight.normal_()
+    tokens = x.flatten(2)  # B C N
+    q, k, v = (
+        torch.einsum("oc,bcn->bon", f.weight[..., 0], tokens) + f.bias[:, None]
+        for f in (block.query, block.key, block.value)
+    )
+    weights = torch.softmax(torch.einsum("bcn,bcm->bnm", q, k), dim=-1)  # query n over keys m
+    expected = x + 0.7 * torch.einsum("bcm,bnm->bcn", v, weights).view_as(x)
+    torch.testing.assert_close(block(x), expected)
+    assert q.shape[1] == 2  # C/8 channels for queries and keys
+
+    def attention_inputs(module: nn.Module, video_or_code: torch.Tensor) -> list[tuple]:
+        shapes = []
+        for m in module.modules():
+            if isinstance(m, SelfAttention):
+                m.register_forward_hook(lambda _, args, out: shapes.append(tuple(args[0].shape)))
+        module(video_or_code)
+        return shapes
+
+    g = VideoGenerator(8, 32, channels=4, attention_side=8)
+    assert attention_inputs(g, torch.randn(2, 100)) == [(2, 8, 2, 8, 8)]  # foreground only
+    d = VideoDiscriminator(8, 32, 4, attention_side=8, frame_samples=2)
+    videos = torch.randn(2, 8, 3, 32, 32)
+    assert attention_inputs(d, videos) == [(2, 8, 2, 8, 8), (4, 8, 8, 8)]  # both judges
+    for paper in (VideoGenerator(8, 32, channels=4), VideoDiscriminator(8, 32, 4)):
+        assert not any(isinstance(m, SelfAttention) for m in paper.modules())
+    with pytest.raises(ValueError, match=r"attention_side must be 0 or one of \[16, 8, 4\]"):
+        VideoDiscriminator(8, 32, 4, attention_side=32)
+    with pytest.raises(ValueError, match=r"attention_side must be 0 or one of \[4, 8, 16\]"):
+        VideoGenerator(8, 32, channels=4, attention_side=2)
+
+    task = VGANTask(
+        VideoGenerator(8, 16, channels=4, attention_side=8),
+        VideoDiscriminator(8, 16, 4, attention_side=8),
+        adam,
+    )
+    one_step(task, tmp_path)
+    gammas = [m.gamma for m in task.modules() if isinstance(m, SelfAttention)]
+    assert len(gammas) == 2 and all(gamma.item() != 0 for gamma in gammas)  # both trained
+
+
 def test_hinge_and_bce_losses_by_hand():
     real, fake = torch.tensor([2.0, -0.5, 0.3]), torch.tensor([-1.0, 0.3, 1.5])
     # relu(1 - real) = 0, 1.5, 0.7 and relu(1 + fake) = 0, 1.3, 2.5: means 2.2/3 and 3.8/3.
@@ -108,6 +203,10 @@ def test_hinge_and_bce_losses_by_hand():
     bce_d = 0.5 * (softplus(-real).mean() + softplus(fake).mean())
     assert discriminator_loss(real, fake).item() == pytest.approx(bce_d.item())
     assert generator_adversarial_loss(fake).item() == pytest.approx(softplus(-fake).mean().item())
+    # Two judges per clip ([B, 2]): each judge's batch mean, summed.
+    real2, fake2 = torch.stack([real, real.flip(0)], 1), torch.stack([fake, fake], 1)
+    assert discriminator_loss(real2, fake2, "hinge").item() == pytest.approx(0.5 * 12.0 / 3)
+    assert generator_adversarial_loss(fake2, "hinge").item() == pytest.approx(-1.6 / 3)
     with pytest.raises(VidgenError, match="one of bce, hinge, got 'wgan'"):
         discriminator_loss(real, fake, "wgan")
     with pytest.raises(VidgenError, match="adversarial_loss must be one of"):
@@ -223,6 +322,7 @@ def test_default_configs_are_the_paper_recipe(tmp_path):
         assert model.ema_decay is None and model.discriminator_optimizer is None
         d = model.discriminator
         assert (d.batch_norm, d.spectral_norm, d.minibatch_std) == (True, False, False)
+        assert d.frame_samples == d.attention_side == model.generator.get("attention_side", 0) == 0
         task = hydra.utils.instantiate(model)
         assert task.generator_ema is None and task.sampling_generator is task.generator
         assert task.discriminator_optimizer_factory is None
@@ -240,6 +340,9 @@ def test_stabilised_config_trains_saves_and_loads(tmp_path):
         "model.discriminator.spectral_norm=true",
         "model.discriminator.minibatch_std=true",
         "model.discriminator.batch_norm=false",
+        "model.discriminator.frame_samples=2",
+        "model.discriminator.attention_side=8",
+        "model.generator.attention_side=8",
         "model.adversarial_loss=hinge",
         "model.r1_weight=1.0",
         "model.ema_decay=0.99",
@@ -271,6 +374,7 @@ def test_ddp_simulated_with_every_stabiliser(tmp_path, tiny_overrides):
             "model.discriminator.spectral_norm=true",
             "model.discriminator.minibatch_std=true",
             "model.discriminator.batch_norm=false",
+            "model.discriminator.frame_samples=2",
             "model.adversarial_loss=hinge",
             "model.r1_weight=1.0",
             "model.ema_decay=0.9",

@@ -17,7 +17,14 @@ Optional discriminator stabilisers, off by default (the paper's D):
 - minibatch standard deviation before the last conv: Karras, Aila, Laine & Lehtinen (2018),
   "Progressive Growing of GANs for Improved Quality, Stability, and Variation", ICLR,
   arXiv:1710.10196;
-- no batch norm (``batch_norm=False``), as usual with either of those or an R1 penalty.
+- no batch norm (``batch_norm=False``), as usual with either of those or an R1 penalty;
+- a per-frame 2-D discriminator beside the 3-D one (``frame_samples``), DVD-GAN's spatial
+  discriminator: Clark, Donahue & Simonyan (2019), "Adversarial Video Generation on Complex
+  Datasets", arXiv:1907.06571, after MoCoGAN's image discriminator (Tulyakov et al. 2018).
+
+Both networks can also attend (``attention_side``): one self-attention block where their
+features are that many pixels wide, after Zhang, Goodfellow, Metaxas & Odena (2019),
+"Self-Attention Generative Adversarial Networks", ICML, arXiv:1805.08318.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -66,17 +74,51 @@ def _up(dims: int, cin: int, cout: int, kernel: int | tuple = 4, stride: int = 2
     return nn.Sequential(conv(cin, cout, kernel, stride, pad), norm(cout), nn.ReLU(inplace=True))
 
 
+class SelfAttention(nn.Module):
+    """SAGAN's block over every position of x [B, C, ...]: x + gamma * softmax(q^T k) v, with
+    C/8-channel queries and keys and gamma starting at 0, so a new block is the identity."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query, self.key = nn.Conv1d(channels, inner, 1), nn.Conv1d(channels, inner, 1)
+        self.value = nn.Conv1d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = x.flatten(2)  # B C N
+        q, k, v = (f(tokens).transpose(1, 2) for f in (self.query, self.key, self.value))
+        attended = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # B N C, unscaled as SAGAN
+        return x + self.gamma * attended.transpose(1, 2).view_as(x)
+
+
+def _attended_block(sides: list[int], side: int) -> int | None:
+    """Which block, of blocks ``sides`` pixels wide, a SelfAttention follows (``side`` 0: none)."""
+    if not side:
+        return None
+    if side not in sides:
+        raise ValueError(f"attention_side must be 0 or one of {sides}, got {side}")
+    return sides.index(side)
+
+
 class TwoStreamDecoder(nn.Module):
     """Foreground (3-D, tanh video + sigmoid mask) and background (2-D, tanh) streams.
 
     ``fg_stem`` / ``bg_stem`` bring the code to ``widths[0]`` channels at 4x4; each later width
-    is one stride-2 layer; the output heads make the last doubling.
+    is one stride-2 layer; the output heads make the last doubling. ``attention_side``: see
+    the module docstring (the foreground stream only).
     """
 
-    def __init__(self, fg_stem: nn.Module, bg_stem: nn.Module, widths: list[int]) -> None:
+    def __init__(
+        self, fg_stem: nn.Module, bg_stem: nn.Module, widths: list[int], attention_side: int = 0
+    ) -> None:
         super().__init__()
         pairs = list(zip(widths[:-1], widths[1:], strict=True))
-        self.foreground = nn.Sequential(fg_stem, *(_up(3, a, b) for a, b in pairs))
+        layers = [fg_stem, *(_up(3, a, b) for a, b in pairs)]
+        attended = _attended_block([4 * 2**i for i in range(len(widths))], attention_side)
+        if attended is not None:
+            layers.insert(attended + 1, SelfAttention(widths[attended]))
+        self.foreground = nn.Sequential(*layers)
         self.background = nn.Sequential(bg_stem, *(_up(2, a, b) for a, b in pairs))
         self.video_head = nn.ConvTranspose3d(widths[-1], 3, 4, 2, 1)
         self.mask_head = nn.ConvTranspose3d(widths[-1], 1, 4, 2, 1)
@@ -96,14 +138,21 @@ class TwoStreamDecoder(nn.Module):
 class VideoGenerator(nn.Module):
     """Unconditional generator: z [B, z_dim] ~ N(0, I) -> video. Paper: widths 512-256-128-64."""
 
-    def __init__(self, frames: int = 32, size: int = 64, z_dim: int = 100, channels: int = 64):
+    def __init__(
+        self,
+        frames: int = 32,
+        size: int = 64,
+        z_dim: int = 100,
+        channels: int = 64,
+        attention_side: int = 0,
+    ) -> None:
         super().__init__()
         self.frames, self.size, self.z_dim = frames, size, z_dim
         depth, time_kernel = vgan_depth(frames, size)
         widths = [channels * 2 ** (depth - 1 - i) for i in range(depth)]
         fg_stem = _up(3, z_dim, widths[0], (time_kernel, 4, 4), 1, 0)  # z as z_dim x 1x1x1
         bg_stem = _up(2, z_dim, widths[0], 4, 1, 0)
-        self.decoder = TwoStreamDecoder(fg_stem, bg_stem, widths)
+        self.decoder = TwoStreamDecoder(fg_stem, bg_stem, widths, attention_side)
         init_vgan_weights(self)
 
     def forward(self, z: Tensor) -> VideoParts:
@@ -142,9 +191,9 @@ class FutureGenerator(nn.Module):
 
 
 class MinibatchStd(nn.Module):
-    """Karras et al. (2018)'s minibatch standard deviation, [B, C, T, H, W] -> [B, C+1, T, H, W].
+    """Karras et al. (2018)'s minibatch standard deviation, [B, C, ...] -> [B, C+1, ...].
 
-    Clips form groups of ``min(group_size, B)`` (the whole batch when that does not divide B);
+    Items form groups of ``min(group_size, B)`` (the whole batch when that does not divide B);
     each feature's std over its group, averaged to one number, becomes an extra constant
     channel of every member, so D can see a batch's lack of variety.
     """
@@ -158,11 +207,39 @@ class MinibatchStd(nn.Module):
         group = min(self.group_size, batch)
         if batch % group:
             group = batch
-        # G M C T H W, grouped as Karras et al.'s code does: clip i is in group i % M.
+        # G M C ..., grouped as Karras et al.'s code does: item i is in group i % M.
         grouped = x.view(group, -1, *x.shape[1:])
-        std = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3, 4))  # M
-        std = std.repeat(group).view(batch, 1, 1, 1, 1).expand(-1, 1, *x.shape[2:])
-        return torch.cat([x, std], dim=1)
+        std = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt().flatten(1).mean(1)  # M
+        std = std.repeat(group).view(batch, 1, *[1] * (x.dim() - 2))
+        return torch.cat([x, std.expand(-1, 1, *x.shape[2:])], dim=1)
+
+
+def _judge(
+    dims: int,
+    size: int,
+    widths: list[int],
+    head: tuple,
+    batch_norm: bool,
+    minibatch_std: bool,
+    attention_side: int,
+) -> nn.Sequential:
+    """DCGAN discriminator in ``dims`` (2 or 3) dimensions: stride-2 convs of ``widths`` from
+    ``size`` pixels, LeakyReLU 0.2, BN (eps 1e-3) on all but the first, one logit from a
+    ``head``-sized conv."""
+    conv = nn.Conv3d if dims == 3 else nn.Conv2d
+    norm = nn.BatchNorm3d if dims == 3 else nn.BatchNorm2d
+    stages = [[conv(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]]
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
+        norms = [norm(b, eps=1e-3)] if batch_norm else []
+        stages.append([conv(a, b, 4, 2, 1), *norms, nn.LeakyReLU(0.2, True)])
+    attended = _attended_block([size >> (i + 1) for i in range(len(widths))], attention_side)
+    if attended is not None:
+        stages[attended].append(SelfAttention(widths[attended]))
+    layers = [layer for stage in stages for layer in stage]
+    if minibatch_std:
+        layers.append(MinibatchStd())
+    layers.append(conv(widths[-1] + int(minibatch_std), 1, head))
+    return nn.Sequential(*layers)
 
 
 class VideoDiscriminator(nn.Module):
@@ -171,7 +248,12 @@ class VideoDiscriminator(nn.Module):
     Paper widths 64-128-256-512 (128-... for the conditional model), LeakyReLU 0.2, BN
     (eps 1e-3) on all but the first layer. The released 2-way softmax is one logit here:
     softmax over (a, b) equals sigmoid(a - b), so the losses are the same. ``spectral_norm``,
-    ``minibatch_std`` and ``batch_norm=False`` are the stabilisers of the module docstring.
+    ``minibatch_std``, ``batch_norm=False`` and ``attention_side`` are the stabilisers of the
+    module docstring.
+
+    ``frame_samples`` > 0 adds DVD-GAN's spatial judge: a 2-D net of the same widths scores
+    that many distinct random frames of each clip, and its logit is their sum. The output is
+    then [B, 2], the clip's (video, frames) logits, and the losses add the two judges' terms.
     """
 
     def __init__(
@@ -182,8 +264,12 @@ class VideoDiscriminator(nn.Module):
         spectral_norm: bool = False,
         minibatch_std: bool = False,
         batch_norm: bool = True,
+        frame_samples: int = 0,
+        attention_side: int = 0,
     ) -> None:
         super().__init__()
+        if not 0 <= frame_samples <= frames:
+            raise ValueError(f"frame_samples must be in [0, {frames}], got {frame_samples}")
         self.options = {
             "frames": frames,
             "size": size,
@@ -191,25 +277,34 @@ class VideoDiscriminator(nn.Module):
             "spectral_norm": spectral_norm,
             "minibatch_std": minibatch_std,
             "batch_norm": batch_norm,
+            "frame_samples": frame_samples,
+            "attention_side": attention_side,
         }
         depth, time_kernel = vgan_depth(frames, size)
         widths = [channels * 2**i for i in range(depth)]
-        layers: list[nn.Module] = [nn.Conv3d(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
-            norm = [nn.BatchNorm3d(b, eps=1e-3)] if batch_norm else []
-            layers += [nn.Conv3d(a, b, 4, 2, 1), *norm, nn.LeakyReLU(0.2, True)]
-        if minibatch_std:
-            layers.append(MinibatchStd())
-        layers.append(nn.Conv3d(widths[-1] + int(minibatch_std), 1, (time_kernel, 4, 4)))
-        self.net = nn.Sequential(*layers)
+        judge = {"size": size, "widths": widths, "batch_norm": batch_norm}
+        judge |= {"minibatch_std": minibatch_std, "attention_side": attention_side}
+        self.net = _judge(3, head=(time_kernel, 4, 4), **judge)
+        self.frame_samples = frame_samples
+        self.frame_net = None
+        if frame_samples:
+            self.frame_net = _judge(2, head=(4, 4), **judge)
         init_vgan_weights(self)
         if spectral_norm:  # after the init: it normalizes the initialized weights
-            for layer in self.net:
-                if isinstance(layer, nn.Conv3d):
+            for layer in self.modules():
+                if isinstance(layer, nn.modules.conv._ConvNd):
                     nn.utils.parametrizations.spectral_norm(layer)
 
     def forward(self, video: Tensor) -> Tensor:
-        return self.net(video.transpose(1, 2)).flatten()  # B C T H W -> [B]
+        logits = self.net(video.transpose(1, 2)).flatten()  # B C T H W -> [B]
+        if self.frame_net is None:
+            return logits
+        batch, length = video.shape[:2]
+        # k distinct frames per clip, drawn afresh each call.
+        picks = torch.rand(batch, length, device=video.device).argsort(1)[:, : self.frame_samples]
+        frames = video[torch.arange(batch, device=video.device)[:, None], picks]  # B k C H W
+        frame_logits = self.frame_net(frames.flatten(0, 1)).view(batch, -1).sum(1)
+        return torch.stack([logits, frame_logits], dim=1)
 
     def __reduce_ex__(self, protocol: int):
         # torch pickles spectral-norm (parametrized) layers only through their state_dict, and

@@ -44,21 +44,26 @@ def _checked_kind(kind: str) -> str:
     return kind
 
 
+def _judged(losses: Tensor) -> Tensor:
+    """Elementwise losses [B] or [B, J] (J judges of each clip) -> each judge's batch mean,
+    summed over judges."""
+    return losses.view(len(losses), -1).mean(0).sum()
+
+
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, kind: str = "bce") -> Tensor:
-    """D's loss on logits [B]: the real and the fake term, each a batch mean, averaged."""
+    """D's loss on logits [B] or [B, J]: the real and the fake term, each a batch mean (summed
+    over judges), averaged."""
     if _checked_kind(kind) == "hinge":
-        return 0.5 * (F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean())
-    return 0.5 * (
-        F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-        + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    )
+        return 0.5 * (_judged(F.relu(1 - real_logits)) + _judged(F.relu(1 + fake_logits)))
+    return 0.5 * (_judged(F.softplus(-real_logits)) + _judged(F.softplus(fake_logits)))
 
 
 def generator_adversarial_loss(fake_logits: Tensor, kind: str = "bce") -> Tensor:
-    """G's adversarial loss on D's logits for its fakes [B]; BCE is the non-saturating one."""
+    """G's adversarial loss on D's logits for its fakes [B] or [B, J]; BCE is the
+    non-saturating one."""
     if _checked_kind(kind) == "hinge":
-        return -fake_logits.mean()
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+        return _judged(-fake_logits)
+    return _judged(F.softplus(-fake_logits))
 
 
 def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:

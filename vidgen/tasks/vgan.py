@@ -33,8 +33,9 @@ class VGANTask(AdversarialTraining, VidgenTask):
     """Unconditional video generation from z ~ N(0, I).
 
     Validation and test report how the discriminator sees held-out real clips and fresh
-    samples (``d_real``, ``d_fake``: mean probability of "real"). ``adversarial``: the
-    stabiliser keywords of ``AdversarialTraining.init_adversarial``.
+    samples (``d_real``, ``d_fake``: mean probability of "real", over both judges when D has a
+    frame judge). ``adversarial``: the stabiliser keywords of
+    ``AdversarialTraining.init_adversarial``.
     """
 
     samples_unconditionally = True
