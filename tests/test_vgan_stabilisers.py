@@ -194,6 +194,31 @@ def test_self_attention_by_hand_and_where_it_goes(tmp_path):
     assert len(gammas) == 2 and all(gamma.item() != 0 for gamma in gammas)  # both trained
 
 
+def test_hidden_head_scores_a_midpoint_below_both_ends():
+    torch.manual_seed(0)
+    d = VideoDiscriminator(8, 16, 4, head_width=6, frame_samples=2)
+    for judge in (d.net, d.frame_net):
+        kinds = [type(m).__name__ for m in judge][-3:]
+        assert kinds[1:] == ["LeakyReLU", kinds[0]] and judge[-3].out_channels == 6
+        assert judge[-1].kernel_size == (1,) * (judge[-1].weight.dim() - 2)
+    assert d(torch.randn(3, 8, 3, 16, 16)).shape == (3, 2)
+    # What the paper's linear head cannot do: score features f at the midpoint of a and b
+    # below both. With the hidden layer, weights that compute -|f| do it.
+    head = VideoDiscriminator(8, 16, 4, head_width=2).net[-3:].eval()
+    with torch.no_grad():
+        head[0].weight.zero_()
+        head[0].bias.zero_()
+        head[0].weight[0, 0, 0, 0, 0] = 1.0  # feature 0 at one position, +
+        head[0].weight[1, 0, 0, 0, 0] = -1.0  # and -
+        head[2].weight.fill_(-1.0)  # -(relu(f) + relu(-f)), up to the leak
+        features = torch.zeros(3, 8, 2, 4, 4)  # D's last features at 16x16: 8 x 2x4x4
+        features[0, 0, 0, 0, 0], features[2, 0, 0, 0, 0] = 1.0, -1.0  # a, midpoint, b
+        a, mid, b = head(features).flatten().tolist()
+    assert mid > a and mid > b
+    with pytest.raises(ValueError, match="head_width must be 0"):
+        VideoDiscriminator(8, 16, 4, head_width=-1)
+
+
 def test_hinge_and_bce_losses_by_hand():
     real, fake = torch.tensor([2.0, -0.5, 0.3]), torch.tensor([-1.0, 0.3, 1.5])
     # relu(1 - real) = 0, 1.5, 0.7 and relu(1 + fake) = 0, 1.3, 2.5: means 2.2/3 and 3.8/3.

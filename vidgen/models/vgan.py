@@ -222,10 +222,11 @@ def _judge(
     batch_norm: bool,
     minibatch_std: bool,
     attention_side: int,
+    head_width: int,
 ) -> nn.Sequential:
     """DCGAN discriminator in ``dims`` (2 or 3) dimensions: stride-2 convs of ``widths`` from
     ``size`` pixels, LeakyReLU 0.2, BN (eps 1e-3) on all but the first, one logit from a
-    ``head``-sized conv."""
+    ``head``-sized conv (or, with ``head_width``, that many features, LeakyReLU, a linear map)."""
     conv = nn.Conv3d if dims == 3 else nn.Conv2d
     norm = nn.BatchNorm3d if dims == 3 else nn.BatchNorm2d
     stages = [[conv(3, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]]
@@ -238,7 +239,11 @@ def _judge(
     layers = [layer for stage in stages for layer in stage]
     if minibatch_std:
         layers.append(MinibatchStd())
-    layers.append(conv(widths[-1] + int(minibatch_std), 1, head))
+    features = widths[-1] + int(minibatch_std)
+    if head_width:
+        layers += [conv(features, head_width, head), nn.LeakyReLU(0.2, True)]
+        features, head = head_width, 1  # a 1x1 conv on the 1x1 map: linear
+    layers.append(conv(features, 1, head))
     return nn.Sequential(*layers)
 
 
@@ -250,6 +255,13 @@ class VideoDiscriminator(nn.Module):
     softmax over (a, b) equals sigmoid(a - b), so the losses are the same. ``spectral_norm``,
     ``minibatch_std``, ``batch_norm=False`` and ``attention_side`` are the stabilisers of the
     module docstring.
+
+    The paper's last conv sums a linear score over D's last 4x4 positions. Where those
+    features count objects locally, the sum cannot prefer one ball of each colour to two blue
+    and no red: counts (1, 1, 1) are the midpoint of (2, 1, 0) and (0, 1, 2), and a linear
+    score at a midpoint cannot exceed both ends. ``head_width`` > 0 makes that conv give
+    ``head_width`` features, then LeakyReLU and a linear logit, as StyleGAN's discriminator
+    ends (Karras, Laine & Aila 2019, arXiv:1812.04948).
 
     ``frame_samples`` > 0 adds DVD-GAN's spatial judge: a 2-D net of the same widths scores
     that many distinct random frames of each clip, and its logit is their sum. The output is
@@ -266,8 +278,13 @@ class VideoDiscriminator(nn.Module):
         batch_norm: bool = True,
         frame_samples: int = 0,
         attention_side: int = 0,
+        head_width: int = 0,
     ) -> None:
         super().__init__()
+        if head_width < 0:
+            raise ValueError(
+                f"head_width must be 0 (the paper's linear head) or more, got {head_width}"
+            )
         if not 0 <= frame_samples <= frames:
             raise ValueError(f"frame_samples must be in [0, {frames}], got {frame_samples}")
         self.options = {
@@ -279,11 +296,13 @@ class VideoDiscriminator(nn.Module):
             "batch_norm": batch_norm,
             "frame_samples": frame_samples,
             "attention_side": attention_side,
+            "head_width": head_width,
         }
         depth, time_kernel = vgan_depth(frames, size)
         widths = [channels * 2**i for i in range(depth)]
         judge = {"size": size, "widths": widths, "batch_norm": batch_norm}
         judge |= {"minibatch_std": minibatch_std, "attention_side": attention_side}
+        judge["head_width"] = head_width
         self.net = _judge(3, head=(time_kernel, 4, 4), **judge)
         self.frame_samples = frame_samples
         self.frame_net = None
