@@ -47,6 +47,10 @@ PAPER = [
     "model.discriminator.spectral_norm=false",
     "model.discriminator.batch_norm=true",
     "model.discriminator.minibatch_std=false",
+    "model.discriminator.frame_samples=0",
+    "model.discriminator.attention_side=0",
+    "model.discriminator.head_width=0",
+    "model.generator.attention_side=0",
     "model.optimizer.lr=0.0002",
 ]
 RECIPES = {"paper": PAPER, "chosen": []}

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.nn.utils import parametrize
 
+from benchmarks.vgan import PAPER
 from conftest import compose_train
 from test_vgan import SMALL, adam, clips_loader, convs, quiet_trainer
 from vidgen.cli.train import train
@@ -412,3 +413,16 @@ def test_ddp_simulated_with_every_stabiliser(tmp_path, tiny_overrides):
         tmp_path,
     )
     train(cfg)  # spawned workers unpickle spectral norm; R1 double-backwards under DDP
+
+
+def test_benchmark_paper_recipe_resets_every_stabiliser(tmp_path):
+    bench = compose_train(["experiment=vgan_bouncing", *PAPER], tmp_path).model
+    paper = compose_train(["experiment=vgan_golf"], tmp_path).model
+    stabilisers = ["adversarial_loss", "r1_weight", "ema_decay", "discriminator_optimizer"]
+    assert [bench[k] for k in [*stabilisers, "mask_penalty", "optimizer"]] == [
+        paper[k] for k in [*stabilisers, "mask_penalty", "optimizer"]
+    ]
+    assert {
+        k: v for k, v in bench.discriminator.items() if k not in ("frames", "size", "channels")
+    } == {k: v for k, v in paper.discriminator.items() if k not in ("frames", "size", "channels")}
+    assert bench.generator.attention_side == paper.generator.attention_side == 0
