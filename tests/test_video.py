@@ -10,7 +10,7 @@ from matplotlib import colormaps
 
 from vidgen.errors import VidgenError
 from vidgen.viz.grid import Panel, error_heatmap, rollout_panels, video_grid
-from vidgen.viz.video import write_mp4
+from vidgen.viz.video import to_uint8_frames, write_mp4
 
 
 def decode(path):
@@ -48,9 +48,12 @@ def test_mp4_decodes_with_frame_count_size_fps_and_faststart(tmp_path):
 def test_float_channels_first_and_uint8_encode_the_same(tmp_path):
     frames = gradient_frames(t=4)
     as_float = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # T C H W
+    np.testing.assert_array_equal(to_uint8_frames(as_float), frames)  # the same pixels go in
     a, _ = decode(write_mp4(frames, tmp_path / "a.mp4", fps=10))
     b, _ = decode(write_mp4(as_float, tmp_path / "b.mp4", fps=10))
-    np.testing.assert_array_equal(a, b)
+    # The codec's threads may split work differently from run to run (an occasional run here
+    # decodes a few pixels differently), so the two videos agree to within rounding.
+    assert np.abs(a.astype(np.int16) - b).mean() < 0.5
 
 
 def test_odd_sizes_are_padded_and_upscaling_is_nearest(tmp_path):
