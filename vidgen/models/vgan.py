@@ -300,9 +300,14 @@ class VideoDiscriminator(nn.Module):
         }
         depth, time_kernel = vgan_depth(frames, size)
         widths = [channels * 2**i for i in range(depth)]
-        judge = {"size": size, "widths": widths, "batch_norm": batch_norm}
-        judge |= {"minibatch_std": minibatch_std, "attention_side": attention_side}
-        judge["head_width"] = head_width
+        judge = {
+            "size": size,
+            "widths": widths,
+            "batch_norm": batch_norm,
+            "minibatch_std": minibatch_std,
+            "attention_side": attention_side,
+            "head_width": head_width,
+        }
         self.net = _judge(3, head=(time_kernel, 4, 4), **judge)
         self.frame_samples = frame_samples
         self.frame_net = None
