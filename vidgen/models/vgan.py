@@ -20,11 +20,13 @@ Optional discriminator stabilisers, off by default (the paper's D):
 - no batch norm (``batch_norm=False``), as usual with either of those or an R1 penalty;
 - a per-frame 2-D discriminator beside the 3-D one (``frame_samples``), DVD-GAN's spatial
   discriminator: Clark, Donahue & Simonyan (2019), "Adversarial Video Generation on Complex
-  Datasets", arXiv:1907.06571, after MoCoGAN's image discriminator (Tulyakov et al. 2018).
+  Datasets", arXiv:1907.06571, after MoCoGAN's image discriminator (Tulyakov et al. 2018);
+- a hidden layer before the logit (``head_width``), as StyleGAN's discriminator ends.
 
-Both networks can also attend (``attention_side``): one self-attention block where their
-features are that many pixels wide, after Zhang, Goodfellow, Metaxas & Odena (2019),
-"Self-Attention Generative Adversarial Networks", ICML, arXiv:1805.08318.
+The unconditional generator and the discriminator can also attend (``attention_side``): one
+self-attention block where their features are that many pixels wide, after Zhang,
+Goodfellow, Metaxas & Odena (2019), "Self-Attention Generative Adversarial Networks", ICML,
+arXiv:1805.08318.
 """
 
 from __future__ import annotations
