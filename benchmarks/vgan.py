@@ -218,10 +218,11 @@ def main() -> None:
         f"{args.clips} samples of each generator (sample seed 1, batch-norm running "
         "statistics); coverage judges the first half of each set against the even real clips",
         "budget": f"{args.minutes} minutes of training per recipe, {args.threads} thread(s) "
-        "each, the recipes side by side",
+        f"each, the recipes side by side, at trainer.precision "
+        f"{cfg.trainer.get('precision', '32-true')}",
         "weights": "saved weights, not trained in this run" if args.reuse else "final weights",
-        "selection": "the chosen recipe was picked on shorter trials scored on held-out "
-        "stream 4; no setting is tuned on the clips scored here",
+        "selection": "the chosen recipe was picked on trials of at most this budget, scored "
+        "on held-out stream 4; no setting is tuned on the clips scored here",
     }
     run.write("vgan", figures, protocol, {**settings(args), "world": world})
     for name, s in figures["scores"].items():
