@@ -50,7 +50,8 @@ FAMILIES = {
         ],
         (4, 3, 16, 16),
     ),  # fmt: skip
-    "vgan": (["experiment=vgan_bouncing", *VGAN], (4, 3, 8, 8)),
+    # vgan_bouncing's G attends at 8x8; at 8x8 frames its features are 4 wide.
+    "vgan": (["experiment=vgan_bouncing", *VGAN, "model.generator.attention_side=4"], (4, 3, 8, 8)),
     "vgan_future": (["experiment=vgan_future_bouncing", *VGAN], (4, 3, 8, 8)),
     "billiards_oc": (["experiment=billiards_oc_cpu", *BILLIARDS], (5, 3, 48, 48)),
     "billiards_fc": (["experiment=billiards_fc_cpu", *BILLIARDS], (5, 3, 48, 48)),
