@@ -49,11 +49,13 @@ def test_float_channels_first_and_uint8_encode_the_same(tmp_path):
     frames = gradient_frames(t=4)
     as_float = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # T C H W
     np.testing.assert_array_equal(to_uint8_frames(as_float), frames)  # the same pixels go in
-    a, _ = decode(write_mp4(frames, tmp_path / "a.mp4", fps=10))
-    b, _ = decode(write_mp4(as_float, tmp_path / "b.mp4", fps=10))
     # The codec's threads may split work differently from run to run (an occasional run here
-    # decodes a few pixels differently), so the two videos agree to within rounding.
-    assert np.abs(a.astype(np.int16) - b).mean() < 0.5
+    # differs by 1.2 on average from the usual one), so each video is held to the source
+    # frames within the codec's loss (2.9 on average here; a swapped or rescaled channel is
+    # tens) rather than to each other.
+    for name, video in (("a", frames), ("b", as_float)):
+        decoded, _ = decode(write_mp4(video, tmp_path / f"{name}.mp4", fps=10))
+        assert np.abs(decoded.astype(np.int16) - frames).mean() < 6
 
 
 def test_odd_sizes_are_padded_and_upscaling_is_nearest(tmp_path):
