@@ -108,7 +108,7 @@ def train_recipe(
         accelerator="cpu",
         max_time={"seconds": minutes * 60},
         max_epochs=1,
-        precision=cfg.trainer.get("precision", "32-true"),
+        precision=cfg.trainer.precision,
     )
     trainer.fit(task, loader)
     torch.save(task.state_dict(), OUT / f"{recipe}.pt")
@@ -191,7 +191,7 @@ def main() -> None:
     figures: dict = {"iterations": {}, "precision": {}, "mask": {}}
     for recipe in args.recipes:
         task, recipe_cfg = build_task(recipes[recipe], args.seed)
-        figures["precision"][recipe] = recipe_cfg.trainer.get("precision", "32-true")
+        figures["precision"][recipe] = recipe_cfg.trainer.precision
         task.load_state_dict(
             torch.load(OUT / f"{recipe}.pt", map_location="cpu", weights_only=True)
         )
